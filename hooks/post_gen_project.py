@@ -1,0 +1,71 @@
+"""Remove the files of options that were not chosen, write a local .env, say what's next.
+
+Runs in the user's Python with only cookiecutter installed: standard library only.
+"""
+
+import json
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+
+# Files that belong to each optional part, relative to the project root.
+OPTIONAL_FILES = {
+    ("dockerfile", "yes"): ["Dockerfile", ".dockerignore"],
+}
+
+
+def remove_unchosen(root, answers):
+    for (field, value), paths in OPTIONAL_FILES.items():
+        if answers[field] == value:
+            continue
+        for relative in paths:
+            path = root / relative
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+
+def write_env(root, answers):
+    """A fresh development secret, so the bot can sign and verify its own test deliveries.
+
+    It is generated here rather than asked for: cookiecutter writes every answer
+    in plain text to its replay file.
+    """
+    env = root / ".env"
+    if env.exists():
+        return
+    lines = [
+        "# Local settings; never commit this file.",
+        "# A development signing secret generated for this project. Replace it with the",
+        "# secret Spectrum returns when you register the webhook.",
+        f"{answers['signing_secret_env']}={secrets.token_hex(32)}",
+        "",
+    ]
+    fd = os.open(env, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines))
+
+
+def main():
+    root = Path.cwd()
+    remove_unchosen(root, ANSWERS)
+    write_env(root, ANSWERS)
+    slug = ANSWERS["project_slug"]
+    print(
+        f"\nCreated {slug}/ with a development signing secret in {slug}/.env\n"
+        f"Next:\n"
+        f"  cd {slug}\n"
+        f"  make demo    # install, start under gunicorn, send a signed test delivery\n"
+        f"  make test    # run the tests\n"
+        f"Then edit {ANSWERS['package_name']}/bot.py. README.md has the rest.\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
