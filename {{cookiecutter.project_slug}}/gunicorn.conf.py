@@ -1,0 +1,52 @@
+"""gunicorn settings for production: `gunicorn -c gunicorn.conf.py`.
+
+Everything can be overridden from the environment (PORT, WEB_CONCURRENCY,
+GUNICORN_THREADS) or the command line.
+"""
+
+import multiprocessing
+import os
+import sys
+
+from dotenv import load_dotenv
+
+load_dotenv(".env", override=False)  # gunicorn itself never reads .env
+
+wsgi_app = "{{ cookiecutter.package_name }}:create_app()"
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+# Threads keep one slow client from holding a whole worker; the bot runs in the
+# worker's own background threads, not here.
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", 4))
+# A webhook answer takes milliseconds; Spectrum gives up on an attempt after
+# 30 s and retries it, so a request still running at 20 s is stuck.
+timeout = 20
+# On SIGTERM, time for each worker's background threads to finish their message.
+graceful_timeout = 30
+# Never preload: each worker must open its own inbox connection after the fork.
+preload_app = False
+accesslog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+
+
+def on_starting(server):
+    """Refuse to start, in one line, when the settings are wrong."""
+    from {{ cookiecutter.package_name }}.config import ConfigError, Settings
+
+    try:
+        Settings.from_env()
+    except ConfigError as exc:
+        print(f"Error: {exc.message}", file=sys.stderr)
+        sys.exit(1)
+
+
+def post_worker_init(worker):
+    # Start handling stored messages at once, including any a crashed worker left.
+    worker.wsgi.extensions["spectrum"].worker.start()
+
+
+def worker_exit(server, worker):
+    app = getattr(worker, "wsgi", None)
+    if app is not None:
+        app.extensions["spectrum"].worker.stop(timeout=graceful_timeout - 5)

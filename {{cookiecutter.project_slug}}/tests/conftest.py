@@ -1,0 +1,71 @@
+"""Fixtures carrying the signing settings this project was generated with."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from {{ cookiecutter.package_name }} import create_app
+from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.samples import encode, text_delivery
+from {{ cookiecutter.package_name }}.verify import signed_headers
+
+# The answers given at generation; test_config.py checks the code agrees.
+WEBHOOK_PATH = "{{ cookiecutter.webhook_path }}"
+SIGNING_SECRET_ENV = "{{ cookiecutter.signing_secret_env }}"
+TOLERANCE_SECONDS = {{ cookiecutter.timestamp_tolerance_seconds }}
+MAX_BODY_BYTES = {{ cookiecutter.max_body_bytes }}
+
+SECRET = "5f0c1e5b8a2d4c6e9f1a3b5c7d9e0f2a4b6c8d0e1f3a5b7c9d1e3f5a7b9c0d2e"
+OLD_SECRET = "e5f6506a3a2912b1638f46c4afc48580ee967762cca5b2c2fbdf971caed2c829"
+
+Post = Callable[..., TestResponse]
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(
+        signing_secrets=(SECRET, OLD_SECRET),
+        tolerance_seconds=TOLERANCE_SECONDS,
+        max_body_bytes=MAX_BODY_BYTES,
+        inbox_path=tmp_path / "inbox.sqlite3",
+        start_worker=False,  # tests drive the worker by hand
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> Flask:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def post(client: FlaskClient) -> Post:
+    """POST a body to the webhook, signed like Spectrum unless told otherwise."""
+
+    def post(
+        body: bytes | None = None,
+        *,
+        secret: str = SECRET,
+        timestamp: int | None = None,
+        headers: dict[str, str] | None = None,
+        drop: tuple[str, ...] = (),
+    ) -> TestResponse:
+        body = encode(text_delivery("hello")) if body is None else body
+        signed = signed_headers(secret, int(time.time()) if timestamp is None else timestamp, body)
+        signed["X-Spectrum-Webhook-Id"] = "60d6d04f-f9fa-4a7b-9c97-37c9c90ce91c"
+        signed.update(headers or {})
+        for name in drop:
+            signed.pop(name)
+        return client.post(WEBHOOK_PATH, data=body, headers=signed)
+
+    return post

@@ -1,0 +1,68 @@
+"""`flask spectrum send-test` and `sign`, against a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from conftest import SECRET, WEBHOOK_PATH
+from flask import Flask
+from werkzeug.serving import make_server
+
+from {{ cookiecutter.package_name }} import create_app
+from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.verify import verify
+
+
+@pytest.fixture
+def live_app(settings: Settings) -> Iterator[tuple[Flask, str]]:
+    """The app served over real HTTP, with its worker running, like `make run`."""
+    app = create_app(dataclasses.replace(settings, start_worker=True))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield app, f"http://127.0.0.1:{server.server_port}{WEBHOOK_PATH}"
+    server.shutdown()
+    app.extensions["spectrum"].worker.stop()
+
+
+def test_send_test_shows_what_the_bot_did(live_app: tuple[Flask, str]) -> None:
+    app, url = live_app
+    result = app.test_cli_runner().invoke(args=["spectrum", "send-test", "hi there", "--url", url])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith('202 {"message_id":"spc-msg-')
+    assert lines[1] == "bot replied (dry-run): You said: hi there"
+
+
+def test_send_test_reports_a_refusal(live_app: tuple[Flask, str], settings: Settings) -> None:
+    _, url = live_app
+    wrong = create_app(dataclasses.replace(settings, signing_secrets=("wrong",)))
+    result = wrong.test_cli_runner().invoke(args=["spectrum", "send-test", "hi", "--url", url])
+    assert result.exit_code == 1
+    assert result.output == '401 {"error":"signature does not match any configured secret"}\n'
+
+
+def test_send_test_without_a_server_is_one_line(app: Flask) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}{WEBHOOK_PATH}"
+    result = app.test_cli_runner().invoke(args=["spectrum", "send-test", "hi", "--url", url])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: cannot reach {url} (")
+    assert result.output.count("\n") == 1
+
+
+def test_sign_prints_headers_that_verify(app: Flask) -> None:
+    body = '{"event":"messages","note":"café"}'.encode()
+    result = app.test_cli_runner().invoke(
+        args=["spectrum", "sign", "--timestamp", "1700000000"], input=body
+    )
+    assert result.exit_code == 0
+    headers = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
+    assert headers["X-Spectrum-Timestamp"] == "1700000000"
+    assert verify(body, headers, [SECRET], 1_700_000_000, 300).ok
+    assert "curl -sS -X POST" in result.stderr

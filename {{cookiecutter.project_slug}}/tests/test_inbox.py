@@ -1,0 +1,141 @@
+"""The inbox: dedupe across processes, leases, retries, retention."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.dispatch import Bot
+from {{ cookiecutter.package_name }}.events import Message, Text
+from {{ cookiecutter.package_name }}.inbox import InboxUnavailable, SQLiteInbox
+from {{ cookiecutter.package_name }}.replies import LogReplier
+from {{ cookiecutter.package_name }}.samples import encode, text_delivery
+from {{ cookiecutter.package_name }}.worker import Worker
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> SQLiteInbox:
+    return SQLiteInbox(tmp_path / "inbox.sqlite3")
+
+
+def payload(text: str = "hi", message_id: str = "m-1") -> str:
+    return encode(text_delivery(text, message_id=message_id)).decode()
+
+
+def test_accept_once(inbox: SQLiteInbox) -> None:
+    assert inbox.accept("m-1", payload())
+    assert not inbox.accept("m-1", payload())
+    assert SQLiteInbox(inbox.path).accept("m-1", payload()) is False  # after a restart
+
+
+def _accept_all(path: str, ids: list[str], results: multiprocessing.Queue) -> None:
+    store = SQLiteInbox(Path(path))
+    results.put(sum(store.accept(i, payload(message_id=i)) for i in ids))
+
+
+def test_dedupe_holds_across_processes(inbox: SQLiteInbox) -> None:
+    """Four processes (like four gunicorn workers) get the same 50 messages at once."""
+    inbox.ping()  # create the file and schema first
+    ids = [f"m-{n}" for n in range(50)]
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(target=_accept_all, args=(str(inbox.path), ids, results)) for _ in range(4)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    assert sum(results.get(timeout=5) for _ in procs) == 50
+
+
+def test_claim_oldest_first_and_only_once(inbox: SQLiteInbox) -> None:
+    inbox.accept("m-1", payload(message_id="m-1"))
+    inbox.accept("m-2", payload(message_id="m-2"))
+    first, second = inbox.claim(60), inbox.claim(60)
+    assert (first.message_id, second.message_id) == ("m-1", "m-2")
+    assert inbox.claim(60) is None
+
+
+def test_expired_lease_is_taken_up_again(inbox: SQLiteInbox) -> None:
+    inbox.accept("m-1", payload())
+    lost = inbox.claim(lease_seconds=-1)  # its worker died; the lease is already over
+    again = inbox.claim(60)
+    assert (again.message_id, again.attempts) == ("m-1", 2)
+    inbox.done(lost, {"replies": ["late"]})  # the old claim cannot finish it any more
+    assert inbox.status("m-1").state == "working"
+    inbox.done(again, {"replies": ["ok"]})
+    assert inbox.status("m-1").outcome == {"replies": ["ok"]}
+
+
+def test_purge_forgets_only_old_finished_messages(inbox: SQLiteInbox) -> None:
+    inbox.accept("m-done", payload(message_id="m-done"))
+    inbox.accept("m-pending", payload(message_id="m-pending"))
+    inbox.done(inbox.claim(60), {})
+    assert inbox.purge(older_than=time.time() - 60) == 0
+    assert inbox.purge(older_than=time.time() + 1) == 1
+    assert inbox.status("m-done") is None
+    assert inbox.status("m-pending").state == "pending"
+
+
+def test_unavailable_store_raises_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "dir.sqlite3").mkdir()
+    with pytest.raises(InboxUnavailable, match="OperationalError"):
+        SQLiteInbox(tmp_path / "dir.sqlite3").accept("m-1", payload())
+
+
+def flaky_bot(failures: int) -> Bot:
+    bot, calls = Bot(), []
+
+    @bot.on(Text)
+    def handler(message: Message, content: Text) -> str:
+        calls.append(message.id)
+        if len(calls) <= failures:
+            raise RuntimeError(f"boom {len(calls)}")
+        return "ok"
+
+    return bot
+
+
+def test_a_failing_bot_is_retried_then_succeeds(inbox: SQLiteInbox) -> None:
+    worker = Worker(inbox, flaky_bot(failures=1), LogReplier(), max_attempts=3)
+    inbox.accept("m-1", payload())
+    assert worker.process_one()
+    status = inbox.status("m-1")
+    assert (status.state, status.outcome) == ("pending", {"error": "RuntimeError: boom 1"})
+    assert not worker.process_one()  # backing off
+    inbox._run("UPDATE inbox SET available_at = 0")
+    assert worker.process_one()
+    assert inbox.status("m-1").state == "done"
+
+
+def test_a_message_that_keeps_failing_is_parked(inbox: SQLiteInbox) -> None:
+    worker = Worker(inbox, flaky_bot(failures=99), LogReplier(), max_attempts=2)
+    inbox.accept("m-1", payload())
+    for _ in range(2):
+        inbox._run("UPDATE inbox SET available_at = 0")
+        worker.process_one()
+    status = inbox.status("m-1")
+    assert (status.state, status.attempts) == ("failed", 2)
+    assert status.outcome == {"error": "RuntimeError: boom 2"}
+
+
+def test_stop_lets_the_message_in_hand_finish(inbox: SQLiteInbox) -> None:
+    bot = Bot()
+
+    @bot.on(Text)
+    def slow(message: Message, content: Text) -> str:
+        time.sleep(0.3)
+        return "finished"
+
+    worker = Worker(inbox, bot, LogReplier(), threads=1, poll_seconds=0.01)
+    inbox.accept("m-1", payload())
+    worker.start()
+    deadline = time.monotonic() + 5
+    while inbox.status("m-1").state == "pending" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop(timeout=5)
+    assert inbox.status("m-1").state == "done"

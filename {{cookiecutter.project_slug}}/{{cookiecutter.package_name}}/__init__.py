@@ -1,0 +1,73 @@
+"""A Spectrum bot.
+
+One delivery's path: `webhook.py` checks the signature (`verify.py`), parses the
+event (`events.py`), stores it in the inbox (`inbox.py`) and answers; then
+`worker.py` claims it, runs your `bot.py` and hands the replies to `replies.py`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from . import cli, webhook
+from .bot import bot
+from .config import Settings
+from .inbox import Inbox, SQLiteInbox
+from .replies import LogReplier
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the webhook, the worker and the CLI share, kept in `app.extensions`."""
+
+    settings: Settings
+    inbox: Inbox
+    worker: Worker
+
+
+def create_app(config: Settings | None = None) -> Flask:
+    """Build the app. Settings come from the environment (and `.env`) unless given."""
+    settings = config or Settings.from_env()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    app = Flask(__name__)
+
+    inbox = SQLiteInbox(settings.inbox_path or Path(app.instance_path) / "inbox.sqlite3")
+    worker = Worker(
+        inbox,
+        bot,
+        LogReplier(),
+        threads=settings.worker_threads,
+        max_attempts=settings.max_attempts,
+        retention_seconds=settings.retention_seconds,
+    )
+    app.extensions["spectrum"] = Runtime(settings, inbox, worker)
+
+    app.register_blueprint(webhook.bp)
+    app.register_error_handler(HTTPException, json_error)
+    app.cli.add_command(cli.spectrum)
+
+    if settings.start_worker:
+        # Started on the first request, not here: `flask spectrum ...` commands load
+        # the app too and must not start handling messages. gunicorn.conf.py starts
+        # it as soon as each worker process boots.
+        app.before_request(worker.start)
+        atexit.register(worker.stop)
+    return app
+
+
+def json_error(error: HTTPException) -> tuple[Response, int]:
+    """Short JSON for 404, 405, 413 ... instead of Werkzeug's HTML pages."""
+    status = error.code or 500
+    log.warning("rejected status=%d reason=%s", status, error.name)
+    return jsonify(error=error.name), status

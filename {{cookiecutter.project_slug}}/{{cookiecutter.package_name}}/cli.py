@@ -1,0 +1,124 @@
+"""`flask spectrum ...`: commands for working with the webhook from a terminal.
+
+They sign with the same code the webhook verifies with (`verify.sign`), using the
+first secret in the signing-secret environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import BinaryIO
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from .config import WEBHOOK_PATH
+from .inbox import Inbox
+from .samples import encode, text_delivery
+from .verify import signed_headers
+
+spectrum = AppGroup("spectrum", help="Work with Spectrum deliveries.")
+
+
+def default_url() -> str:
+    return f"http://127.0.0.1:{os.environ.get('PORT', '8000')}{WEBHOOK_PATH}"
+
+
+def post(
+    url: str, body: bytes, headers: dict[str, str], timeout: float, wait_for_app: float = 0
+) -> tuple[int, str]:
+    """POST and return (status, body text); an unreachable app is a one-line error.
+
+    With `wait_for_app`, a refused connection is retried for that many seconds,
+    for scripts that have just started the server.
+    """
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    give_up = time.monotonic() + wait_for_app
+    while True:
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as response:
+                return response.status, response.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode("utf-8", "replace")
+        except (urllib.error.URLError, OSError) as exc:
+            if time.monotonic() < give_up:
+                time.sleep(0.2)
+                continue
+            reason = getattr(exc, "reason", exc)
+            raise click.ClickException(
+                f"cannot reach {url} ({reason}): start the app first (`make run`) or pass --url."
+            ) from None
+
+
+@spectrum.command("send-test")
+@click.argument("text")
+@click.option("--url", default=default_url, show_default="http://127.0.0.1:$PORT" + WEBHOOK_PATH)
+@click.option("--space-id", default="any;-;+15550100", show_default=True)
+@click.option("--wait/--no-wait", default=True, help="Wait for the bot and show what it did.")
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for each step.")
+@click.option("--wait-for-app", default=0.0, help="Seconds to retry while the app is starting.")
+def send_test(
+    text: str, url: str, space_id: str, wait: bool, timeout: float, wait_for_app: float
+) -> None:
+    """Sign a realistic text delivery and POST it to a running app."""
+    runtime = current_app.extensions["spectrum"]
+    payload = text_delivery(text, space_id=space_id)
+    message_id = payload["message"]["id"]
+    body = encode(payload)
+    headers = signed_headers(runtime.settings.signing_secrets[0], int(time.time()), body)
+    status, answer = post(url, body, headers, timeout, wait_for_app)
+    click.echo(f"{status} {answer.strip()}")
+    if status >= 300:
+        sys.exit(1)
+    if wait and status == 202:
+        show_outcome(runtime.inbox, message_id, timeout)
+
+
+def show_outcome(inbox: Inbox, message_id: str, timeout: float) -> None:
+    """Follow the message through the shared inbox until the bot is done with it."""
+    deadline = time.monotonic() + timeout
+    state = "pending"
+    while time.monotonic() < deadline:
+        status = inbox.status(message_id)
+        if status is None:
+            click.echo("(the app stores its inbox elsewhere: see its log for what the bot did)")
+            return
+        if status.state == "done":
+            replies = status.outcome.get("replies", []) if status.outcome else []
+            if not replies:
+                click.echo("bot handled it and sent no reply")
+            for reply, receipt in zip(replies, status.outcome.get("receipts", []), strict=False):
+                click.echo(f"bot replied ({receipt.get('mode', 'sent')}): {reply}")
+            return
+        if status.state == "failed":
+            click.echo(f"bot failed: {status.outcome.get('error') if status.outcome else '?'}")
+            sys.exit(1)
+        state = status.state
+        time.sleep(0.1)
+    click.echo(f"still {state} after {timeout:g}s: is the app's worker running?")
+    sys.exit(1)
+
+
+@spectrum.command("sign")
+@click.argument("body_file", type=click.File("rb"), default="-")
+@click.option("--timestamp", type=int, default=None, help="Epoch seconds (default: now).")
+@click.option("--url", default=default_url, show_default="http://127.0.0.1:$PORT" + WEBHOOK_PATH)
+def sign_command(body_file: BinaryIO, timestamp: int | None, url: str) -> None:
+    """Print the headers for a body (file or stdin), and a curl command that sends it."""
+    runtime = current_app.extensions["spectrum"]
+    body = body_file.read()
+    headers = signed_headers(
+        runtime.settings.signing_secrets[0], timestamp or int(time.time()), body
+    )
+    for name, value in headers.items():
+        click.echo(f"{name}: {value}")
+    flags = " ".join(f"-H {shlex.quote(f'{n}: {v}')}" for n, v in headers.items())
+    name = getattr(body_file, "name", "<stdin>")
+    source = "@-" if name == "<stdin>" else f"@{shlex.quote(name)}"
+    click.echo(f"\ncurl -sS -X POST {flags} --data-binary {source} {shlex.quote(url)}", err=True)

@@ -1,0 +1,85 @@
+"""Settings, read once from the environment.
+
+`.env` is loaded here rather than relied on from the `flask` command, because
+gunicorn does not read it. Real environment variables always win over `.env`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from dotenv import load_dotenv
+
+WEBHOOK_PATH = "{{ cookiecutter.webhook_path }}"
+SIGNING_SECRET_ENV = "{{ cookiecutter.signing_secret_env }}"
+DEFAULT_TOLERANCE_SECONDS = {{ cookiecutter.timestamp_tolerance_seconds }}
+DEFAULT_MAX_BODY_BYTES = {{ cookiecutter.max_body_bytes }}
+
+
+class ConfigError(click.ClickException):
+    """A setting is missing or invalid.
+
+    A ClickException so that `flask` commands print it as one line, not a traceback.
+    """
+
+
+@dataclass(frozen=True)
+class Settings:
+    signing_secrets: tuple[str, ...]
+    tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    inbox_path: Path | None = None  # default: <instance folder>/inbox.sqlite3
+    worker_threads: int = 4
+    max_attempts: int = 5
+    retention_seconds: int = 3 * 24 * 3600
+    start_worker: bool = True
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        if environ is None:
+            load_dotenv(Path.cwd() / ".env", override=False)
+            environ = os.environ
+        inbox_path = environ.get("SPECTRUM_INBOX_PATH")
+        return cls(
+            signing_secrets=parse_secrets(environ.get(SIGNING_SECRET_ENV, "")),
+            tolerance_seconds=_positive_int(
+                environ, "SPECTRUM_TIMESTAMP_TOLERANCE", DEFAULT_TOLERANCE_SECONDS
+            ),
+            max_body_bytes=_positive_int(
+                environ, "SPECTRUM_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES
+            ),
+            inbox_path=Path(inbox_path) if inbox_path else None,
+            worker_threads=_positive_int(environ, "SPECTRUM_WORKER_THREADS", 4),
+            max_attempts=_positive_int(environ, "SPECTRUM_MAX_ATTEMPTS", 5),
+            retention_seconds=_positive_int(environ, "SPECTRUM_RETENTION_SECONDS", 3 * 24 * 3600),
+            log_level=environ.get("LOG_LEVEL", "INFO").upper(),
+        )
+
+
+def parse_secrets(value: str) -> tuple[str, ...]:
+    """Comma-separated secrets: the new one and the old one during a rotation.
+
+    Whitespace is stripped because a trailing newline from a secret manager would
+    otherwise break every signature.
+    """
+    secrets = tuple(s.strip() for s in value.split(",") if s.strip())
+    if not secrets:
+        raise ConfigError(
+            f"{SIGNING_SECRET_ENV} is not set: put the webhook's signing secret in .env "
+            f"(several may be given, comma-separated)."
+        )
+    return secrets
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdecimal() or int(raw) <= 0:
+        raise ConfigError(f"{name} must be a positive integer, got {raw!r}.")
+    return int(raw)

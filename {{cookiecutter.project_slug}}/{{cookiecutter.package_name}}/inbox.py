@@ -1,0 +1,165 @@
+"""The inbox: where an accepted delivery waits until the bot has handled it.
+
+A delivery is stored (and deduplicated on `message.id`) *before* the webhook
+answers 2xx, because Spectrum treats a 2xx as final. Workers then claim a
+message for a lease, run the bot and mark it done. A claim whose worker died is
+taken up again once its lease runs out.
+
+The store is SQLite in WAL mode: one file shared by every gunicorn worker on the
+machine, so duplicates are caught across processes and restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS inbox (
+    message_id   TEXT PRIMARY KEY,
+    webhook_id   TEXT,
+    payload      TEXT NOT NULL,
+    state        TEXT NOT NULL DEFAULT 'pending',  -- pending, working, done, failed
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    available_at REAL NOT NULL,  -- pending: not before; working: lease end
+    claim_token  TEXT,
+    received_at  REAL NOT NULL,
+    finished_at  REAL,
+    outcome      TEXT  -- JSON: what the bot did, or the last error
+);
+CREATE INDEX IF NOT EXISTS inbox_ready ON inbox (state, available_at);
+"""
+
+
+class InboxUnavailable(Exception):
+    """The store cannot take a delivery right now; Spectrum should retry (503)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    message_id: str
+    payload: str
+    attempts: int
+    token: str
+
+
+@dataclass(frozen=True)
+class Status:
+    message_id: str
+    state: str
+    attempts: int
+    outcome: dict[str, Any] | None
+
+
+class Inbox(Protocol):
+    """What the webhook and the worker need from a store."""
+
+    def accept(self, message_id: str, payload: str, webhook_id: str | None = None) -> bool: ...
+    def claim(self, lease_seconds: float) -> Claim | None: ...
+    def done(self, claim: Claim, outcome: dict[str, Any]) -> None: ...
+    def retry(self, claim: Claim, error: str, delay: float, park: bool) -> None: ...
+    def status(self, message_id: str) -> Status | None: ...
+    def purge(self, older_than: float) -> int: ...
+    def ping(self) -> None: ...
+
+
+class SQLiteInbox:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()  # sqlite3 connections must stay in their thread
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+            db.execute("PRAGMA busy_timeout = 5000")
+            db.execute("PRAGMA journal_mode = WAL")
+            # FULL: a 2xx is final for Spectrum, so an accepted row must survive power loss.
+            db.execute("PRAGMA synchronous = FULL")
+            db.executescript(SCHEMA)
+            self._local.db = db
+        return db
+
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        try:
+            return self._db().execute(sql, params)
+        except (sqlite3.Error, OSError) as exc:
+            self._local.db = None  # reconnect next time: the file may come back
+            raise InboxUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    def accept(self, message_id: str, payload: str, webhook_id: str | None = None) -> bool:
+        """Store a delivery; False if this message id was already accepted."""
+        now = time.time()
+        cursor = self._run(
+            "INSERT OR IGNORE INTO inbox"
+            " (message_id, webhook_id, payload, available_at, received_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (message_id, webhook_id, payload, now, now),
+        )
+        return cursor.rowcount == 1
+
+    def claim(self, lease_seconds: float) -> Claim | None:
+        """Take the oldest ready message (or one whose worker's lease ran out)."""
+        now = time.time()
+        token = uuid.uuid4().hex
+        row = self._run(
+            "UPDATE inbox SET state = 'working', attempts = attempts + 1,"
+            " available_at = ?, claim_token = ?"
+            " WHERE message_id = (SELECT message_id FROM inbox"
+            "   WHERE state IN ('pending', 'working') AND available_at <= ?"
+            "   ORDER BY received_at LIMIT 1)"
+            " RETURNING message_id, payload, attempts",
+            (now + lease_seconds, token, now),
+        ).fetchone()
+        return Claim(row[0], row[1], row[2], token) if row else None
+
+    def done(self, claim: Claim, outcome: dict[str, Any]) -> None:
+        # The token check keeps a worker whose lease expired from finishing twice.
+        self._run(
+            "UPDATE inbox SET state = 'done', finished_at = ?, outcome = ?, claim_token = NULL"
+            " WHERE message_id = ? AND claim_token = ?",
+            (time.time(), json.dumps(outcome), claim.message_id, claim.token),
+        )
+
+    def retry(self, claim: Claim, error: str, delay: float, park: bool) -> None:
+        """Put a failed message back after `delay`, or park it as failed for good."""
+        now = time.time()
+        self._run(
+            "UPDATE inbox SET state = ?, available_at = ?, finished_at = ?, outcome = ?,"
+            " claim_token = NULL WHERE message_id = ? AND claim_token = ?",
+            (
+                "failed" if park else "pending",
+                now + delay,
+                now if park else None,
+                json.dumps({"error": error}),
+                claim.message_id,
+                claim.token,
+            ),
+        )
+
+    def status(self, message_id: str) -> Status | None:
+        row = self._run(
+            "SELECT message_id, state, attempts, outcome FROM inbox WHERE message_id = ?",
+            (message_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return Status(row[0], row[1], row[2], json.loads(row[3]) if row[3] else None)
+
+    def purge(self, older_than: float) -> int:
+        """Forget finished messages (and so their dedupe keys) older than a cut-off."""
+        cursor = self._run(
+            "DELETE FROM inbox WHERE state IN ('done', 'failed') AND finished_at < ?",
+            (older_than,),
+        )
+        return cursor.rowcount
+
+    def ping(self) -> None:
+        self._run("SELECT 1 FROM inbox LIMIT 1")

@@ -1,0 +1,44 @@
+"""Realistic deliveries, shaped like Spectrum's, for `flask spectrum send-test` and the tests."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+
+def text_delivery(text: str, **fields: Any) -> dict[str, Any]:
+    """A `messages` delivery carrying one inbound text; `fields` as for `delivery`."""
+    return delivery({"type": "text", "text": text}, **fields)
+
+
+def delivery(
+    content: dict[str, Any],
+    *,
+    message_id: str | None = None,
+    space_id: str = "any;-;+15550100",
+    sender_id: str = "+15550100",
+    platform: str = "iMessage",
+    phone: str = "+15551234567",
+    timestamp: str = "2026-05-14T19:06:32.000Z",
+) -> dict[str, Any]:
+    """A `messages` delivery with any content object."""
+    space = {"id": space_id, "platform": platform, "type": "dm", "phone": phone}
+    return {
+        "event": "messages",
+        "space": space,
+        "message": {
+            "id": message_id or f"spc-msg-{uuid.uuid4()}",
+            "platform": platform,
+            "direction": "inbound",
+            "timestamp": timestamp,
+            "sender": {"id": sender_id, "platform": platform},
+            "space": dict(space),
+            "content": content,
+        },
+    }
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON, non-ASCII kept raw, as Spectrum's sender writes it."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
