@@ -1,0 +1,93 @@
+"""Bake every combination of options; each bake must lint clean and pass its own tests."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from conftest import TEMPLATE, baked_files, run, run_baked_tests
+
+CHOICES = {
+    key: value
+    for key, value in json.loads((TEMPLATE / "cookiecutter.json").read_text()).items()
+    if isinstance(value, list)
+}
+COMBINATIONS = [
+    dict(zip(CHOICES, values, strict=True)) for values in itertools.product(*CHOICES.values())
+]
+OPTIONAL_FILES = {("dockerfile", "yes"): ["Dockerfile", ".dockerignore"]}
+
+
+def ruff(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "ruff", *args, "--no-cache", "."], project)
+
+
+def assert_fully_rendered(project: Path) -> None:
+    for path in baked_files(project):
+        text = path.read_text(encoding="utf-8")
+        for marker in ("{{", "{%", "cookiecutter."):
+            assert marker not in text, f"{marker!r} left in {path.relative_to(project)}"
+
+
+@pytest.mark.parametrize("context", COMBINATIONS, ids=["-".join(c.values()) for c in COMBINATIONS])
+def test_every_combination_bakes_lints_and_passes(bake, context: dict[str, str]) -> None:
+    project = bake(**context)
+    assert_fully_rendered(project)
+    for (field, value), paths in OPTIONAL_FILES.items():
+        for path in paths:
+            assert (project / path).exists() == (context[field] == value), path
+    assert ruff(project, "check").returncode == 0, ruff(project, "check").stdout
+    tests = run_baked_tests(project)
+    assert tests.returncode == 0, tests.stdout[-3000:]
+
+
+def test_default_bake_is_formatted(bake) -> None:
+    project = bake()
+    result = ruff(project, "format", "--check")
+    assert result.returncode == 0, result.stdout
+
+
+def test_chosen_signing_settings_reach_the_tests(bake) -> None:
+    """Unusual answers everywhere: the baked tests are built from them, and pass."""
+    project = bake(
+        project_name="Acme Support Concierge For Very Long Names",
+        webhook_path="/hooks/spectrum/v2",
+        signing_secret_env="ACME_WEBHOOK_SECRETS",
+        timestamp_tolerance_seconds="60",
+        max_body_bytes="4096",
+        description='Says "hi" \\ and <b>bye</b>',
+        author_name="Zoë O'Brien",
+    )
+    package = project / "acme_support_concierge_for_very_long_names"
+    conftest = (project / "tests" / "conftest.py").read_text()
+    assert 'WEBHOOK_PATH = "/hooks/spectrum/v2"' in conftest
+    assert 'SIGNING_SECRET_ENV = "ACME_WEBHOOK_SECRETS"' in conftest
+    assert "TOLERANCE_SECONDS = 60" in conftest
+    assert "MAX_BODY_BYTES = 4096" in conftest
+    assert (project / ".env").read_text().count("ACME_WEBHOOK_SECRETS=") == 1
+    meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    assert meta["description"] == 'Says "hi" \\ and <b>bye</b>'
+    assert meta["authors"] == [{"name": "Zoë O'Brien"}]
+    assert package.is_dir()
+    assert ruff(project, "check").returncode == 0
+    tests = run_baked_tests(project)
+    assert tests.returncode == 0, tests.stdout[-3000:]
+
+
+def test_env_holds_a_fresh_secret_and_is_ignored(bake) -> None:
+    first, second = bake(project_name="one"), bake(project_name="two")
+    secrets = []
+    for project in (first, second):
+        line = (project / ".env").read_text().splitlines()[-1]
+        name, secret = line.split("=")
+        assert name == "SPECTRUM_SIGNING_SECRET"
+        assert len(secret) == 64 and int(secret, 16) >= 0
+        assert (project / ".env").stat().st_mode & 0o077 == 0  # readable by the owner only
+        assert ".env" in (project / ".gitignore").read_text().splitlines()
+        secrets.append(secret)
+    assert secrets[0] != secrets[1]

@@ -1,0 +1,185 @@
+"""The baked app under gunicorn, fed by an independent signer (slack_sdk's, same v0 recipe)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+from slack_sdk.signature import SignatureVerifier
+
+SECRET = "9" * 64
+PATH = "/spectrum-webhook"
+
+
+class Served:
+    def __init__(self, project: Path, port: int) -> None:
+        self.port = port
+        self.log_path = project / "gunicorn.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--workers", "2"],
+            cwd=project,
+            env={"PATH": "/usr/bin:/bin", "PORT": str(port), "SPECTRUM_SIGNING_SECRET": SECRET},
+            stdout=self.log_path.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def request(self, method: str, body: bytes = b"", headers: dict | None = None, chunked=False):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        if chunked:
+            conn.putrequest(method, PATH)
+            for name, value in (headers or {}).items():
+                conn.putheader(name, value)
+            conn.putheader("Transfer-Encoding", "chunked")
+            conn.endheaders()
+            conn.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        else:
+            conn.request(method, PATH, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def signed(body: bytes, timestamp: int | None = None, secret: str = SECRET) -> dict[str, str]:
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    signature = SignatureVerifier(secret).generate_signature(timestamp=str(timestamp), body=body)
+    return {
+        "Content-Type": "application/json",
+        "X-Spectrum-Timestamp": str(timestamp),
+        "X-Spectrum-Signature": signature,
+        "X-Spectrum-Webhook-Id": "60d6d04f-f9fa-4a7b-9c97-37c9c90ce91c",
+    }
+
+
+def delivery(text: str, message_id: str) -> bytes:
+    space = {"id": "any;-;+15550100", "platform": "iMessage", "type": "dm", "phone": "+15551234567"}
+    return json.dumps(
+        {
+            "event": "messages",
+            "space": space,
+            "message": {
+                "id": message_id,
+                "platform": "iMessage",
+                "sender": {"id": "+15550100", "platform": "iMessage"},
+                "space": space,
+                "content": {"type": "text", "text": text},
+            },
+        },
+        ensure_ascii=False,
+    ).encode()
+
+
+@pytest.fixture(scope="module")
+def served(cookies_session) -> Iterator[Served]:
+    result = cookies_session.bake()
+    assert result.exit_code == 0, result.exception
+    server = Served(Path(result.project_path), free_port())
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                break
+        except OSError:
+            pass
+        assert server.process.poll() is None, server.log()
+        assert time.monotonic() < deadline, "gunicorn did not come up:\n" + server.log()
+        time.sleep(0.1)
+    yield server
+    if server.process.poll() is None:
+        server.process.kill()
+
+
+def wait_for_log(server: Served, text: str, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while text not in server.log():
+        assert time.monotonic() < deadline, f"{text!r} never logged:\n{server.log()}"
+        time.sleep(0.05)
+    return server.log()
+
+
+def test_accepts_an_independently_signed_delivery_and_runs_the_bot(served: Served) -> None:
+    body = delivery("Grüße 👋", "m-served-1")
+    assert served.request("POST", body, signed(body)) == (
+        202,
+        {"status": "accepted", "message_id": "m-served-1"},
+    )
+    wait_for_log(served, 'text="You said: Grüße 👋"')
+
+
+def test_chunked_delivery_within_the_limit_is_accepted(served: Served) -> None:
+    body = delivery("chunked", "m-served-chunked")
+    status, _ = served.request("POST", body, signed(body), chunked=True)
+    assert status == 202
+
+
+def test_each_bad_request_gets_its_status(served: Served) -> None:
+    body = delivery("x", "m-served-bad")
+    headers = signed(body)
+    cases = [
+        ({k: v for k, v in headers.items() if k != "X-Spectrum-Signature"}, body, 400),
+        ({**headers, "X-Spectrum-Timestamp": "soon"}, body, 400),
+        ({**headers, "X-Spectrum-Signature": "v1=abc"}, body, 400),
+        (signed(body, int(time.time()) - 3600), body, 401),
+        (signed(body, int(time.time()) + 3600), body, 401),
+        (signed(body, secret="a" * 64), body, 401),
+        (headers, body + b" ", 401),
+        (signed(b"[]"), b"[]", 400),
+        ({**signed(b"x" * 1048577)}, b"x" * 1048577, 413),
+    ]
+    for sent, payload, status in cases:
+        assert served.request("POST", payload, sent)[0] == status, sent
+    assert served.request("GET")[0] == 405
+    assert served.request("POST", b"x" * 2_000_000, signed(b"x"), chunked=True)[0] == 413
+
+
+def test_concurrent_duplicates_across_workers_are_handled_once(served: Served) -> None:
+    body = delivery("only once", "m-served-dup")
+    statuses: list[int] = []
+
+    def send() -> None:
+        statuses.append(served.request("POST", body, signed(body))[0])
+
+    threads = [threading.Thread(target=send) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [200] * 19 + [202]
+    wait_for_log(served, 'text="You said: only once"')
+    time.sleep(1)  # room for a wrong second handling to show up
+    assert served.log().count('text="You said: only once"') == 1
+
+
+def test_sigterm_is_a_clean_stop(served: Served) -> None:
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(timeout=40) == 0
+    assert "Traceback" not in served.log()
+
+
+def test_missing_secret_stops_gunicorn_with_one_line(cookies) -> None:
+    result = cookies.bake()
+    project = Path(result.project_path)
+    (project / ".env").unlink()
+    stopped = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+        cwd=project,
+        env={"PATH": "/usr/bin:/bin", "PORT": str(free_port())},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert stopped.returncode == 1
+    assert "Traceback" not in stopped.stderr
+    assert "Error: SPECTRUM_SIGNING_SECRET is not set" in stopped.stderr
