@@ -26,6 +26,9 @@ timeout = 20
 graceful_timeout = 30
 # Never preload: each worker must open its own inbox connection after the fork.
 preload_app = False
+# gunicorn >= 25 opens a control socket at one per-user path, which two apps run
+# by the same user would fight over; nothing here uses it.
+control_socket_disable = True
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import time
 from pathlib import Path
 
@@ -50,6 +51,31 @@ def test_dedupe_holds_across_processes(inbox: SQLiteInbox) -> None:
     for p in procs:
         p.join(30)
     assert sum(results.get(timeout=5) for _ in procs) == 50
+
+
+def _first_use(inbox: SQLiteInbox, n: int, barrier: threading.Barrier, errors: list) -> None:
+    barrier.wait()
+    try:
+        if n == 0:
+            inbox.purge(time.time())  # what a starting worker thread does first
+        else:
+            inbox.accept(f"m-{n}", payload())
+    except InboxUnavailable as exc:
+        errors.append(exc)
+
+
+def test_first_use_from_many_threads_at_once(tmp_path: Path) -> None:
+    """A new file opened by several workers together: SQLite may say "locked" at once."""
+    for attempt in range(20):
+        inbox, barrier, errors = SQLiteInbox(tmp_path / f"{attempt}.db"), threading.Barrier(4), []
+        threads = [
+            threading.Thread(target=_first_use, args=(inbox, n, barrier, errors)) for n in range(4)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
 
 
 def test_claim_oldest_first_and_only_once(inbox: SQLiteInbox) -> None:

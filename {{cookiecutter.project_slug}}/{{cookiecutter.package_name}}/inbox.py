@@ -69,6 +69,23 @@ class Inbox(Protocol):
     def ping(self) -> None: ...
 
 
+def _initialise(db: sqlite3.Connection) -> None:
+    """Switch the file to WAL and create the table, once several processes agree.
+
+    Workers booting together on a new file race for the lock this takes, and SQLite
+    answers "locked" at once (not after busy_timeout) when waiting could deadlock.
+    """
+    for attempt in range(50):
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.executescript(SCHEMA)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 49:
+                raise
+            time.sleep(0.02 * (attempt + 1))
+
+
 class SQLiteInbox:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -80,10 +97,9 @@ class SQLiteInbox:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
             db.execute("PRAGMA busy_timeout = 5000")
-            db.execute("PRAGMA journal_mode = WAL")
             # FULL: a 2xx is final for Spectrum, so an accepted row must survive power loss.
             db.execute("PRAGMA synchronous = FULL")
-            db.executescript(SCHEMA)
+            _initialise(db)
             self._local.db = db
         return db
 
