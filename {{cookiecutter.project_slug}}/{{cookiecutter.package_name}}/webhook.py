@@ -13,8 +13,8 @@ import time
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .config import WEBHOOK_PATH
-from .events import parse_event
+from .config import WEBHOOK_PATH, Settings
+from .events import Event, parse_event
 from .inbox import InboxUnavailable
 from .verify import check_headers, verify
 
@@ -22,15 +22,76 @@ log = logging.getLogger(__name__)
 bp = Blueprint("webhook", __name__)
 
 
-def reject(status: int, reason: str) -> tuple[Response, int]:
+class Refused(Exception):
+    """A request that will never be acceptable: answered with a 4xx and its reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@bp.errorhandler(Refused)
+def refused(exc: Refused) -> tuple[Response, int]:
     """One log line with the reason (never the body or a secret), one short JSON answer."""
     log.warning(
         "rejected status=%d reason=%s webhook_id=%s",
-        status,
-        json.dumps(reason),
+        exc.status,
+        json.dumps(exc.reason),
         json.dumps(request.headers.get("X-Spectrum-Webhook-Id")),
     )
-    return jsonify(error=reason), status
+    return jsonify(error=exc.reason), exc.status
+
+
+@bp.post(WEBHOOK_PATH)
+def receive() -> tuple[Response, int]:
+    runtime = current_app.extensions["spectrum"]
+    body, secret_index = verified_body(runtime.settings, time.time())
+    text, event = parse(body)
+    if event.name != "messages":
+        log.info("ignored event=%s", json.dumps(event.name))
+        return jsonify(status="ignored", event=event.name), 200
+
+    message = event.message
+    assert message is not None  # parse() refuses a `messages` event without one
+    try:
+        webhook_id = request.headers.get("X-Spectrum-Webhook-Id")
+        accepted = runtime.inbox.accept(message.id, text, webhook_id=webhook_id)
+    except InboxUnavailable as exc:
+        log.error("unavailable status=503 message_id=%s reason=%s", json.dumps(message.id), exc)
+        return jsonify(error="inbox unavailable, retry later"), 503
+    if not accepted:
+        log.info("duplicate message_id=%s", json.dumps(message.id))
+        return jsonify(status="duplicate", message_id=message.id), 200
+
+    runtime.worker.wake()
+    log.info(
+        "accepted message_id=%s content=%s secret=%d",
+        json.dumps(message.id),
+        json.dumps(message.content.type),
+        secret_index,
+    )
+    return jsonify(status="accepted", message_id=message.id), 202
+
+
+def verified_body(settings: Settings, now: float) -> tuple[bytes, int]:
+    """The raw body and the index of the secret that signed it, or `Refused`."""
+    too_large = Refused(413, f"body larger than {settings.max_body_bytes} bytes")
+    # Judged on the declared length and the headers, before a single body byte is read.
+    if request.content_length is not None and request.content_length > settings.max_body_bytes:
+        raise too_large
+    verdict = check_headers(request.headers, now, settings.tolerance_seconds)
+    if not verdict.ok:
+        raise Refused(verdict.status, verdict.reason)
+    body = read_body(settings.max_body_bytes)
+    if body is None:  # sent chunked, so no length was declared
+        raise too_large
+    verdict = verify(
+        body, request.headers, settings.signing_secrets, now, settings.tolerance_seconds
+    )
+    if not verdict.ok or verdict.secret_index is None:
+        raise Refused(verdict.status, verdict.reason)
+    return body, verdict.secret_index
 
 
 def read_body(limit: int) -> bytes | None:
@@ -45,64 +106,19 @@ def read_body(limit: int) -> bytes | None:
     return None if size > limit else b"".join(chunks)
 
 
-@bp.post(WEBHOOK_PATH)
-def receive() -> tuple[Response, int]:
-    runtime = current_app.extensions["spectrum"]
-    settings = runtime.settings
-    now = time.time()
-
-    # Judged on the declared length, before a single body byte is read.
-    too_large = f"body larger than {settings.max_body_bytes} bytes"
-    if request.content_length is not None and request.content_length > settings.max_body_bytes:
-        return reject(413, too_large)
-    verdict = check_headers(request.headers, now, settings.tolerance_seconds)
-    if not verdict.ok:
-        return reject(verdict.status, verdict.reason)
-
-    body = read_body(settings.max_body_bytes)
-    if body is None:  # chunked, so no length was declared
-        return reject(413, too_large)
-    verdict = verify(
-        body, request.headers, settings.signing_secrets, now, settings.tolerance_seconds
-    )
-    if not verdict.ok:
-        return reject(verdict.status, verdict.reason)
-
+def parse(body: bytes) -> tuple[str, Event]:
+    """The body as text (stored as is) and as an event, or `Refused`."""
     try:
         text = body.decode("utf-8")
         data = json.loads(text)
     except ValueError:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
-        return reject(400, "body is not UTF-8 JSON")
+        raise Refused(400, "body is not UTF-8 JSON") from None
     if not isinstance(data, dict):
-        return reject(400, "body is not a JSON object")
-
+        raise Refused(400, "body is not a JSON object")
     event = parse_event(data)
-    if event.name != "messages":
-        log.info("ignored event=%s", json.dumps(event.name))
-        return jsonify(status="ignored", event=event.name), 200
-    if event.message is None:
-        return reject(400, f"malformed delivery: {event.problem}")
-
-    message_id = event.message.id
-    try:
-        accepted = runtime.inbox.accept(
-            message_id, text, webhook_id=request.headers.get("X-Spectrum-Webhook-Id")
-        )
-    except InboxUnavailable as exc:
-        log.error("unavailable status=503 message_id=%s reason=%s", json.dumps(message_id), exc)
-        return jsonify(error="inbox unavailable, retry later"), 503
-    if not accepted:
-        log.info("duplicate message_id=%s", json.dumps(message_id))
-        return jsonify(status="duplicate", message_id=message_id), 200
-
-    runtime.worker.wake()
-    log.info(
-        "accepted message_id=%s content=%s secret=%d",
-        json.dumps(message_id),
-        event.message.content.type,
-        verdict.secret_index,
-    )
-    return jsonify(status="accepted", message_id=message_id), 202
+    if event.name == "messages" and event.message is None:
+        raise Refused(400, f"malformed delivery: {event.problem}")
+    return text, event
 
 
 @bp.get("/healthz")
