@@ -11,15 +11,19 @@ import shlex
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import BinaryIO
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from .config import WEBHOOK_PATH
+from .config import SIGNING_SECRET_ENV, WEBHOOK_PATH
+from .envfile import add_secret
 from .inbox import Inbox
+from .management import DEFAULT_API_URL, APIError, ManagementAPI
 from .samples import encode, text_delivery
 from .verify import signed_headers
 
@@ -122,3 +126,64 @@ def sign_command(body_file: BinaryIO, timestamp: int | None, url: str) -> None:
     name = getattr(body_file, "name", "<stdin>")
     source = "@-" if name == "<stdin>" else f"@{shlex.quote(name)}"
     click.echo(f"\ncurl -sS -X POST {flags} --data-binary {source} {shlex.quote(url)}", err=True)
+
+
+webhooks = AppGroup("webhooks", help="Register, list and delete this project's Spectrum webhooks.")
+spectrum.add_command(webhooks)
+
+
+def management_api() -> ManagementAPI:
+    project_id = os.environ.get("SPECTRUM_PROJECT_ID", "").strip()
+    project_secret = os.environ.get("SPECTRUM_PROJECT_SECRET", "").strip()
+    if not project_id or not project_secret:
+        raise click.ClickException(
+            "SPECTRUM_PROJECT_ID and SPECTRUM_PROJECT_SECRET must be set (in .env or the "
+            "environment): `npx @photon-ai/cli projects show` prints them."
+        )
+    base_url = os.environ.get("SPECTRUM_API_URL", "").strip() or DEFAULT_API_URL
+    return ManagementAPI(project_id, project_secret, base_url=base_url)
+
+
+@webhooks.command("list")
+def list_webhooks() -> None:
+    """List the webhooks registered for this project (their secrets are never shown again)."""
+    try:
+        found = management_api().list()
+    except APIError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not found:
+        click.echo("no webhooks registered")
+    for webhook in found:
+        click.echo(f"{webhook.id}  {webhook.url}  {webhook.created_at or ''}".rstrip())
+
+
+@webhooks.command("register")
+@click.argument("url")
+def register_webhook(url: str) -> None:
+    """Register URL and add its signing secret to .env (kept alongside the old ones)."""
+    if not url.startswith("https://"):
+        raise click.ClickException(f"Spectrum only delivers to public https:// URLs, not {url}")
+    try:
+        webhook = management_api().register(url)
+    except APIError as exc:
+        raise click.ClickException(str(exc)) from None
+    assert webhook.signing_secret is not None  # register() insists on it
+    add_secret(Path.cwd() / ".env", SIGNING_SECRET_ENV, webhook.signing_secret)
+    click.echo(f"registered {webhook.id}  {webhook.url}")
+    click.echo(f"its signing secret is now first in {SIGNING_SECRET_ENV} in .env: restart the app")
+    if urllib.parse.urlsplit(url).path != WEBHOOK_PATH:
+        click.echo(f"note: this app receives deliveries at {WEBHOOK_PATH}, not at that path")
+
+
+@webhooks.command("delete")
+@click.argument("webhook_id")
+def delete_webhook(webhook_id: str) -> None:
+    """Delete a webhook; Spectrum stops delivering to its URL."""
+    try:
+        management_api().delete(webhook_id)
+    except APIError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"deleted {webhook_id}")
+    click.echo(
+        f"drop its secret from {SIGNING_SECRET_ENV} once no delivery signed with it can arrive"
+    )

@@ -1,0 +1,158 @@
+"""The management API client and `flask spectrum webhooks ...`, against a real local server."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import SIGNING_SECRET_ENV, WEBHOOK_PATH
+from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
+from flask import Flask
+
+from {{ cookiecutter.package_name }}.envfile import add_secret
+from {{ cookiecutter.package_name }}.management import APIError, ManagementAPI
+
+URL = f"https://bot.example.com{WEBHOOK_PATH}"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSpectrum]:
+    server = FakeSpectrum()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def api(fake: FakeSpectrum) -> ManagementAPI:
+    return ManagementAPI(PROJECT_ID, PROJECT_SECRET, base_url=fake.url, timeout=2)
+
+
+def test_register_list_delete(api: ManagementAPI, fake: FakeSpectrum) -> None:
+    webhook = api.register(URL)
+    assert len(webhook.signing_secret) == 64
+    listed = api.list()
+    assert [(w.id, w.url, w.signing_secret) for w in listed] == [(webhook.id, URL, None)]
+    api.delete(webhook.id)
+    assert api.list() == []
+    assert fake.requests[-1] == ("GET", f"/projects/{PROJECT_ID}/webhooks/")
+    assert ("DELETE", f"/projects/{PROJECT_ID}/webhooks/{webhook.id}/") in fake.requests
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda api: api.register(URL) and api.register(URL), "is already registered (409)"),
+        (
+            lambda api: api.register("not a url"),
+            "Spectrum rejected not a url (422): Invalid webhookUrl.",
+        ),
+        (lambda api: api.delete("nope"), "no webhook nope in this project (404)"),
+    ],
+)
+def test_errors_are_one_clear_line(api: ManagementAPI, call, message: str) -> None:
+    with pytest.raises(APIError) as error:
+        call(api)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_bad_credentials(fake: FakeSpectrum) -> None:
+    api = ManagementAPI(PROJECT_ID, "wrong", base_url=fake.url)
+    with pytest.raises(APIError, match=r"refused the project credentials \(401\)"):
+        api.list()
+
+
+def test_rate_limit_and_unexpected_answers(api: ManagementAPI, fake: FakeSpectrum) -> None:
+    fake.force_status = 429
+    with pytest.raises(APIError, match=r"rate limited by Spectrum \(429"):
+        api.list()
+    fake.force_status = 502
+    with pytest.raises(APIError, match=r"unexpected answer from Spectrum \(HTTP 502\): forced"):
+        api.list()
+
+
+def test_slow_answer_times_out(fake: FakeSpectrum) -> None:
+    fake.delay = 1.0
+    api = ManagementAPI(PROJECT_ID, PROJECT_SECRET, base_url=fake.url, timeout=0.2)
+    with pytest.raises(APIError, match=r"no answer from .* within 0.2s"):
+        api.list()
+
+
+def test_connection_refused() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    api = ManagementAPI(PROJECT_ID, PROJECT_SECRET, base_url=f"http://127.0.0.1:{port}")
+    with pytest.raises(APIError, match=r"cannot reach http://127.0.0.1:\d+ \("):
+        api.list()
+
+
+def test_add_secret_keeps_the_others_first_new(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text(f"# comment\nOTHER=1\n{SIGNING_SECRET_ENV}=old1, old2\n")
+    add_secret(env, SIGNING_SECRET_ENV, "new")
+    add_secret(env, SIGNING_SECRET_ENV, "new")  # twice: still listed once
+    assert env.read_text() == f"# comment\nOTHER=1\n{SIGNING_SECRET_ENV}=new,old1,old2\n"
+    assert env.stat().st_mode & 0o777 == 0o600
+    missing = tmp_path / "fresh.env"
+    add_secret(missing, SIGNING_SECRET_ENV, "s")
+    assert missing.read_text() == f"{SIGNING_SECRET_ENV}=s\n"
+
+
+@pytest.fixture
+def cli(app: Flask, fake: FakeSpectrum, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(f"{SIGNING_SECRET_ENV}=dev-secret\n")
+    monkeypatch.setenv("SPECTRUM_PROJECT_ID", PROJECT_ID)
+    monkeypatch.setenv("SPECTRUM_PROJECT_SECRET", PROJECT_SECRET)
+    monkeypatch.setenv("SPECTRUM_API_URL", fake.url)
+
+    def invoke(*args: str):
+        return app.test_cli_runner().invoke(args=["spectrum", "webhooks", *args])
+
+    return invoke
+
+
+def test_commands_register_list_delete_and_keep_env_right(cli, fake: FakeSpectrum, tmp_path: Path):
+    registered = cli("register", URL)
+    assert registered.exit_code == 0, registered.output
+    webhook = next(iter(fake.webhooks.values()))
+    assert registered.output.startswith(f"registered {webhook['id']}  {URL}\n")
+    env = (tmp_path / ".env").read_text()
+    assert env == f"{SIGNING_SECRET_ENV}={webhook['signingSecret']},dev-secret\n"
+
+    listed = cli("list")
+    assert listed.output == f"{webhook['id']}  {URL}  2026-05-14T19:00:00Z\n"
+    deleted = cli("delete", webhook["id"])
+    assert deleted.exit_code == 0 and deleted.output.startswith(f"deleted {webhook['id']}\n")
+    assert cli("list").output == "no webhooks registered\n"
+    assert (tmp_path / ".env").read_text() == env  # delete leaves the secrets to the user
+
+
+@pytest.mark.parametrize(
+    ("args", "setup", "message"),
+    [
+        (("register", "http://bot.example.com/x"), None, "only delivers to public https://"),
+        (("register", URL), "twice", "is already registered (409)"),
+        (("delete", "nope"), None, "no webhook nope in this project (404)"),
+        (("list",), "bad-credentials", "refused the project credentials (401)"),
+        (
+            ("list",),
+            "no-credentials",
+            "SPECTRUM_PROJECT_ID and SPECTRUM_PROJECT_SECRET must be set",
+        ),
+    ],
+)
+def test_command_errors_are_one_line(cli, monkeypatch, args, setup, message) -> None:
+    if setup == "twice":
+        cli(*args)
+    if setup == "bad-credentials":
+        monkeypatch.setenv("SPECTRUM_PROJECT_SECRET", "wrong")
+    if setup == "no-credentials":
+        monkeypatch.delenv("SPECTRUM_PROJECT_ID")
+    result = cli(*args)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and message in result.output
+    assert result.output.count("\n") == 1
