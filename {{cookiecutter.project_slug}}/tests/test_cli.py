@@ -38,6 +38,22 @@ def test_send_test_shows_what_the_bot_did(live_app: tuple[Flask, str]) -> None:
     assert lines[1] == "bot replied (dry-run): You said: hi there"
 
 
+def test_send_test_says_when_no_worker_picks_it_up(settings: Settings) -> None:
+    app = create_app(settings)  # the fixture's settings start no worker
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}{WEBHOOK_PATH}"
+        args = ["spectrum", "send-test", "hi", "--url", url, "--timeout", "0.5"]
+        result = app.test_cli_runner().invoke(args=args)
+    finally:
+        server.shutdown()
+    assert result.exit_code == 1
+    assert (
+        result.output.splitlines()[-1] == "still pending after 0.5s: is the app's worker running?"
+    )
+
+
 def test_send_test_reports_a_refusal(live_app: tuple[Flask, str], settings: Settings) -> None:
     _, url = live_app
     wrong = create_app(dataclasses.replace(settings, signing_secrets=("wrong",)))
