@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 
@@ -25,6 +26,13 @@ SECRET = "5f0c1e5b8a2d4c6e9f1a3b5c7d9e0f2a4b6c8d0e1f3a5b7c9d1e3f5a7b9c0d2e"
 OLD_SECRET = "e5f6506a3a2912b1638f46c4afc48580ee967762cca5b2c2fbdf971caed2c829"
 
 Post = Callable[..., TestResponse]
+
+
+def unused_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on, for connection-refused cases."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture

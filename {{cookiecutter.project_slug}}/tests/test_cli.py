@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import socket
 import threading
 from collections.abc import Iterator
 
 import pytest
-from conftest import SECRET, WEBHOOK_PATH
+from conftest import SECRET, WEBHOOK_PATH, unused_port
 from flask import Flask
 from werkzeug.serving import make_server
 
@@ -63,9 +62,7 @@ def test_send_test_reports_a_refusal(live_app: tuple[Flask, str], settings: Sett
 
 
 def test_send_test_without_a_server_is_one_line(app: Flask) -> None:
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{s.getsockname()[1]}{WEBHOOK_PATH}"
+    url = f"http://127.0.0.1:{unused_port()}{WEBHOOK_PATH}"
     result = app.test_cli_runner().invoke(args=["spectrum", "send-test", "hi", "--url", url])
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: cannot reach {url} (")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SIGNING_SECRET_ENV, WEBHOOK_PATH
+from conftest import SIGNING_SECRET_ENV, WEBHOOK_PATH, unused_port
 from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
 from flask import Flask
 
@@ -81,10 +80,7 @@ def test_slow_answer_times_out(fake: FakeSpectrum) -> None:
 
 
 def test_connection_refused() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    api = ManagementAPI(PROJECT_ID, PROJECT_SECRET, base_url=f"http://127.0.0.1:{port}")
+    api = ManagementAPI(PROJECT_ID, PROJECT_SECRET, base_url=f"http://127.0.0.1:{unused_port()}")
     with pytest.raises(APIError, match=r"cannot reach http://127.0.0.1:\d+ \("):
         api.list()
 
