@@ -34,6 +34,11 @@ def default_url() -> str:
     return f"http://127.0.0.1:{os.environ.get('PORT', '8000')}{WEBHOOK_PATH}"
 
 
+url_option = click.option(
+    "--url", default=default_url, show_default="http://127.0.0.1:$PORT" + WEBHOOK_PATH
+)
+
+
 def post(
     url: str, body: bytes, headers: dict[str, str], timeout: float, wait_for_app: float = 0
 ) -> tuple[int, str]:
@@ -62,7 +67,7 @@ def post(
 
 @spectrum.command("send-test")
 @click.argument("text")
-@click.option("--url", default=default_url, show_default="http://127.0.0.1:$PORT" + WEBHOOK_PATH)
+@url_option
 @click.option("--space-id", default="any;-;+15550100", show_default=True)
 @click.option("--wait/--no-wait", default=True, help="Wait for the bot and show what it did.")
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for each step.")
@@ -112,7 +117,7 @@ def show_outcome(inbox: Inbox, message_id: str, timeout: float) -> None:
 @spectrum.command("sign")
 @click.argument("body_file", type=click.File("rb"), default="-")
 @click.option("--timestamp", type=int, default=None, help="Epoch seconds (default: now).")
-@click.option("--url", default=default_url, show_default="http://127.0.0.1:$PORT" + WEBHOOK_PATH)
+@url_option
 def sign_command(body_file: BinaryIO, timestamp: int | None, url: str) -> None:
     """Print the headers for a body (file or stdin), and a curl command that sends it."""
     runtime = current_app.extensions["spectrum"]

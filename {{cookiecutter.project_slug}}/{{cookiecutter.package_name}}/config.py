@@ -47,17 +47,18 @@ class Settings:
         inbox_path = environ.get("SPECTRUM_INBOX_PATH")
         return cls(
             signing_secrets=parse_secrets(environ.get(SIGNING_SECRET_ENV, "")),
+            # Each unset variable falls back to the field's default above.
             tolerance_seconds=_positive_int(
-                environ, "SPECTRUM_TIMESTAMP_TOLERANCE", DEFAULT_TOLERANCE_SECONDS
+                environ, "SPECTRUM_TIMESTAMP_TOLERANCE", cls.tolerance_seconds
             ),
-            max_body_bytes=_positive_int(
-                environ, "SPECTRUM_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES
-            ),
+            max_body_bytes=_positive_int(environ, "SPECTRUM_MAX_BODY_BYTES", cls.max_body_bytes),
             inbox_path=Path(inbox_path) if inbox_path else None,
-            worker_threads=_positive_int(environ, "SPECTRUM_WORKER_THREADS", 4),
-            max_attempts=_positive_int(environ, "SPECTRUM_MAX_ATTEMPTS", 5),
-            retention_seconds=_positive_int(environ, "SPECTRUM_RETENTION_SECONDS", 3 * 24 * 3600),
-            log_level=environ.get("LOG_LEVEL", "INFO").upper(),
+            worker_threads=_positive_int(environ, "SPECTRUM_WORKER_THREADS", cls.worker_threads),
+            max_attempts=_positive_int(environ, "SPECTRUM_MAX_ATTEMPTS", cls.max_attempts),
+            retention_seconds=_positive_int(
+                environ, "SPECTRUM_RETENTION_SECONDS", cls.retention_seconds
+            ),
+            log_level=environ.get("LOG_LEVEL", cls.log_level).upper(),
         )
 
 
