@@ -15,6 +15,13 @@ ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 # Files that belong to each optional part, relative to the project root.
 OPTIONAL_FILES = {
     ("dockerfile", "yes"): ["Dockerfile", ".dockerignore"],
+    ("reply_bridge", "spectrum-ts"): [
+        "bridge",
+        f"{ANSWERS['package_name']}/bridge.py",
+        "tests/test_bridge.py",
+        "tests/test_bridge_node.py",
+        "tests/fake_bridge.py",
+    ],
 }
 
 

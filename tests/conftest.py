@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 TEMPLATE = Path(__file__).resolve().parent.parent
-SKIP_DIRS = {".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "instance"}
+SKIP_DIRS = {".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "instance", "node_modules"}
 
 
 def baked_files(project: Path) -> list[Path]:

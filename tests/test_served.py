@@ -21,13 +21,14 @@ PATH = "/spectrum-webhook"
 
 
 class Served:
-    def __init__(self, project: Path, port: int) -> None:
+    def __init__(self, project: Path, port: int, **env: str) -> None:
         self.port = port
         self.log_path = project / "gunicorn.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--workers", "2"],
             cwd=project,
-            env={"PATH": "/usr/bin:/bin", "PORT": str(port), "SPECTRUM_SIGNING_SECRET": SECRET},
+            env={"PATH": "/usr/bin:/bin", "PORT": str(port), "SPECTRUM_SIGNING_SECRET": SECRET}
+            | env,
             stdout=self.log_path.open("w"),
             stderr=subprocess.STDOUT,
         )
@@ -79,11 +80,7 @@ def delivery(text: str, message_id: str) -> bytes:
     ).encode()
 
 
-@pytest.fixture(scope="module")
-def served(cookies_session) -> Iterator[Served]:
-    result = cookies_session.bake()
-    assert result.exit_code == 0, result.exception
-    server = Served(Path(result.project_path), free_port())
+def wait_until_healthy(server: Served) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -96,6 +93,14 @@ def served(cookies_session) -> Iterator[Served]:
         assert server.process.poll() is None, server.log()
         assert time.monotonic() < deadline, "gunicorn did not come up:\n" + server.log()
         time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def served(cookies_session) -> Iterator[Served]:
+    result = cookies_session.bake()
+    assert result.exit_code == 0, result.exception
+    server = Served(Path(result.project_path), free_port())
+    wait_until_healthy(server)
     yield server
     if server.process.poll() is None:
         server.process.kill()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
+from fake_spectrum import FakeSpectrum
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
@@ -33,6 +34,14 @@ def unused_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSpectrum]:
+    """Spectrum's cloud (management API and what the SDK calls), on 127.0.0.1."""
+    server = FakeSpectrum()
+    yield server
+    server.close()
 
 
 @pytest.fixture

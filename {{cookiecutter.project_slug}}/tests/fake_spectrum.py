@@ -1,4 +1,9 @@
-"""A stand-in for Spectrum's webhook management API, served for real on 127.0.0.1."""
+"""A stand-in for Spectrum's cloud, served for real on 127.0.0.1.
+
+It answers the webhook management API (for `flask spectrum webhooks ...`) and
+the calls the spectrum-ts SDK makes while it starts (for the reply bridge, which
+reaches it through SPECTRUM_CLOUD_URL).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ class FakeSpectrum:
         self.delay = 0.0
         self.force_status: int | None = None
         self.requests: list[tuple[str, str]] = []
+        self.platforms = {"imessage": {"enabled": True}}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(
@@ -60,11 +66,19 @@ class FakeSpectrum:
             def _route(self) -> None:
                 fake.requests.append((self.command, self.path))
                 time.sleep(fake.delay)
+                project = f"/projects/{PROJECT_ID}/"
+                if self.path == project + "platforms/":  # the SDK asks without credentials
+                    return self._answer(200, {"succeed": True, "data": fake.platforms})
                 expected = base64.b64encode(f"{PROJECT_ID}:{PROJECT_SECRET}".encode()).decode()
                 if self.headers.get("Authorization") != f"Basic {expected}":
                     return self._answer(401, {"succeed": False, "message": "Unauthorized"})
                 if fake.force_status:
                     return self._answer(fake.force_status, {"succeed": False, "message": "forced"})
+                if self.path == project and self.command == "GET":
+                    return self._answer(200, {"succeed": True, "data": {"id": PROJECT_ID}})
+                if self.path == project + "imessage/tokens" and self.command == "POST":
+                    token = {"type": "shared", "token": "test-token", "expiresIn": 3600}
+                    return self._answer(200, {"succeed": True, "data": token})
                 base = f"/projects/{PROJECT_ID}/webhooks/"
                 if self.path == base and self.command == "GET":
                     listed = [

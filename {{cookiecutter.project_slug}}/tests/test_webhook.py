@@ -50,7 +50,9 @@ def test_the_bot_runs_after_the_answer(app: Flask, post: Post) -> None:
     assert runtime(app).worker.process_one()
     status = runtime(app).inbox.status("spc-msg-1")
     assert status.state == "done"
-    assert status.outcome["replies"] == ["You said: hello"]
+    assert status.outcome["replies"] == [
+        {"content": {"type": "text", "text": "You said: hello"}, "receipt": {"mode": "dry-run"}}
+    ]
 
 
 def test_a_slow_bot_does_not_hold_up_the_answer(app: Flask, post: Post) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,6 @@ from {{ cookiecutter.package_name }}.envfile import add_secret
 from {{ cookiecutter.package_name }}.management import APIError, ManagementAPI
 
 URL = f"https://bot.example.com{WEBHOOK_PATH}"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSpectrum]:
-    server = FakeSpectrum()
-    yield server
-    server.close()
 
 
 @pytest.fixture

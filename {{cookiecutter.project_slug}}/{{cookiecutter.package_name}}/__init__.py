@@ -2,7 +2,8 @@
 
 One delivery's path: `webhook.py` checks the signature (`verify.py`), parses the
 event (`events.py`), stores it in the inbox (`inbox.py`) and answers; then
-`worker.py` claims it, runs your `bot.py` and hands the replies to `replies.py`.
+`worker.py` claims it, runs your `bot.py` and hands the replies to `replies.py`,
+which sends them through the Node bridge (`bridge.py`, `bridge/bridge.mjs`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from . import cli, webhook
 from .bot import bot
 from .config import Settings
 from .inbox import Inbox, SQLiteInbox
-from .replies import LogReplier
+from .replies import choose_replier
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,15 @@ def create_app(config: Settings | None = None) -> Flask:
     app = Flask(__name__)
 
     inbox = SQLiteInbox(settings.inbox_path or Path(app.instance_path) / "inbox.sqlite3")
+    replier, replies_reason = choose_replier(settings)
     worker = Worker(
         inbox,
         bot,
-        LogReplier(),
+        replier,
         threads=settings.worker_threads,
         max_attempts=settings.max_attempts,
         retention_seconds=settings.retention_seconds,
+        replies_reason=replies_reason,
     )
     app.extensions["spectrum"] = Runtime(settings, inbox, worker)
 

@@ -1,16 +1,17 @@
 """Your bot: this is the file to edit.
 
 Each handler receives the message and its content, already typed, and returns
-what to send back to the same conversation: a string, a list of strings, or None
-for no reply. Content types are in `events.py` (Text, Attachment, Voice, Contact,
-RichLink, Reaction, Reply, Group, and Unknown for anything newer).
+what to send back to the same conversation: a string, `React("❤️")` to react to
+the message, a list of these, or None for no reply. Content types are in
+`events.py` (Text, Attachment, Voice, Contact, RichLink, Reaction, Reply, Group,
+and Unknown for anything newer).
 
 Handlers run after Spectrum's delivery has been stored and acknowledged, so they
 may take their time. If one raises, the message is tried again later, up to
 SPECTRUM_MAX_ATTEMPTS times, and then parked with its error.
 """
 
-from .dispatch import Bot
+from .dispatch import Bot, React
 from .events import Attachment, Message, Text
 
 bot = Bot()
@@ -22,6 +23,6 @@ def echo(message: Message, content: Text) -> str:
 
 
 @bot.on(Attachment)
-def thank_for_attachment(message: Message, content: Attachment) -> str:
+def thank_for_attachment(message: Message, content: Attachment) -> list[str | React]:
     # Spectrum sends attachment metadata only; the bytes are fetched through the SDK.
-    return f"Thanks for the {content.mime_type or 'file'}!"
+    return [React("❤️"), f"Thanks for the {content.mime_type or 'file'}!"]

@@ -102,8 +102,10 @@ def show_outcome(inbox: Inbox, message_id: str, timeout: float) -> None:
             replies = status.outcome.get("replies", []) if status.outcome else []
             if not replies:
                 click.echo("bot handled it and sent no reply")
-            for reply, receipt in zip(replies, status.outcome.get("receipts", []), strict=False):
-                click.echo(f"bot replied ({receipt.get('mode', 'sent')}): {reply}")
+            for reply in replies:
+                content, receipt = reply["content"], reply["receipt"] or {}
+                what = content.get("text") or content.get("emoji") or content
+                click.echo(f"bot replied ({receipt.get('mode', 'sent')}): {what}")
             return
         if status.state == "failed":
             click.echo(f"bot failed: {status.outcome.get('error') if status.outcome else '?'}")

@@ -18,6 +18,8 @@ WEBHOOK_PATH = "{{ cookiecutter.webhook_path }}"
 SIGNING_SECRET_ENV = "{{ cookiecutter.signing_secret_env }}"
 DEFAULT_TOLERANCE_SECONDS = {{ cookiecutter.timestamp_tolerance_seconds }}
 DEFAULT_MAX_BODY_BYTES = {{ cookiecutter.max_body_bytes }}
+# bridge/ sits beside the package, at the project's root.
+DEFAULT_BRIDGE_DIR = Path(__file__).resolve().parent.parent / "bridge"
 
 
 class ConfigError(click.ClickException):
@@ -38,6 +40,13 @@ class Settings:
     retention_seconds: int = 3 * 24 * 3600
     start_worker: bool = True
     log_level: str = "INFO"
+    # Replies (bridge/): the project's credentials, not the webhook signing secret.
+    project_id: str = ""
+    project_secret: str = ""
+    providers: str = "imessage"
+    node: str = "node"
+    bridge_dir: Path = DEFAULT_BRIDGE_DIR
+    reply_timeout: int = 15
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +68,12 @@ class Settings:
                 environ, "SPECTRUM_RETENTION_SECONDS", cls.retention_seconds
             ),
             log_level=environ.get("LOG_LEVEL", cls.log_level).upper(),
+            project_id=environ.get("SPECTRUM_PROJECT_ID", "").strip(),
+            project_secret=environ.get("SPECTRUM_PROJECT_SECRET", "").strip(),
+            providers=environ.get("SPECTRUM_PROVIDERS", "").strip() or cls.providers,
+            node=environ.get("SPECTRUM_NODE", "").strip() or cls.node,
+            bridge_dir=Path(environ.get("SPECTRUM_BRIDGE_DIR") or cls.bridge_dir),
+            reply_timeout=_positive_int(environ, "SPECTRUM_REPLY_TIMEOUT", cls.reply_timeout),
         )
 
 

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .events import Content, Message
 
+
+@dataclass(frozen=True)
+class React:
+    """A reply that reacts to the message being handled, e.g. `React("❤️")`."""
+
+    emoji: str
+
+
 C = TypeVar("C", bound=Content)
+Reply = str | React
 # A handler gets the message and its (typed) content and returns what to send back:
-# a string, several strings, or None for no reply.
-Handler = Callable[[Message, Any], str | Iterable[str] | None]
+# a text, a React, a list of them, or None for no reply.
+Handler = Callable[[Message, Any], Reply | Iterable[Reply] | None]
 
 
 class Bot:
@@ -39,17 +49,25 @@ class Bot:
         self._fallback = handler
         return handler
 
-    def handle(self, message: Message) -> list[str]:
-        """Run the matching handler and return the replies as a list of texts."""
+    def handle(self, message: Message) -> list[dict[str, str]]:
+        """Run the matching handler; return its replies as content for the sender."""
         handler = self._handlers.get(type(message.content), self._fallback)
         if handler is None:
             return []
         result = handler(message, message.content)
         if result is None:
             return []
-        if isinstance(result, str):
-            return [result] if result else []
-        replies = list(result)
-        if not all(isinstance(r, str) for r in replies):
-            raise TypeError(f"handler {handler.__name__} must return str, list of str or None")
-        return [r for r in replies if r]
+        replies = [result] if isinstance(result, str | React) else list(result)
+        return [to_content(r, message, handler) for r in replies if r]
+
+
+def to_content(reply: Any, message: Message, handler: Handler) -> dict[str, str]:
+    """A reply as plain data: it is stored before it is sent, and sent by Node."""
+    if isinstance(reply, str):
+        return {"type": "text", "text": reply}
+    if isinstance(reply, React):
+        return {"type": "reaction", "emoji": reply.emoji, "target": message.id}
+    raise TypeError(
+        f"handler {handler.__name__} returned {type(reply).__name__}: "
+        "return a str, a React, a list of them, or None"
+    )

@@ -2,8 +2,10 @@
 
 A delivery is stored (and deduplicated on `message.id`) *before* the webhook
 answers 2xx, because Spectrum treats a 2xx as final. Workers then claim a
-message for a lease, run the bot and mark it done. A claim whose worker died is
-taken up again once its lease runs out.
+message for a lease, run the bot, record its replies, send them one by one
+(recording each receipt) and mark it done. A claim whose worker died is taken up
+again once its lease runs out, and carries on from what was recorded: the bot is
+not run again once its replies are stored, and a confirmed reply is not re-sent.
 
 The store is SQLite in WAL mode: one file shared by every gunicorn worker on the
 machine, so duplicates are caught across processes and restarts.
@@ -31,6 +33,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     claim_token  TEXT,
     received_at  REAL NOT NULL,
     finished_at  REAL,
+    replies      TEXT,  -- JSON: the bot's replies, each with its receipt once sent
     outcome      TEXT  -- JSON: what the bot did, or the last error
 );
 CREATE INDEX IF NOT EXISTS inbox_ready ON inbox (state, available_at);
@@ -47,6 +50,8 @@ class Claim:
     payload: str
     attempts: int
     token: str
+    # [{"content": {...}, "receipt": {...} or None}], or None before the bot has run.
+    replies: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,9 @@ class Inbox(Protocol):
 
     def accept(self, message_id: str, payload: str, webhook_id: str | None = None) -> bool: ...
     def claim(self, lease_seconds: float) -> Claim | None: ...
+    def save_progress(
+        self, claim: Claim, replies: list[dict[str, Any]], lease_seconds: float
+    ) -> bool: ...
     def done(self, claim: Claim, outcome: dict[str, Any]) -> None: ...
     def retry(self, claim: Claim, error: str, delay: float, park: bool) -> None: ...
     def status(self, message_id: str) -> Status | None: ...
@@ -131,10 +139,23 @@ class SQLiteInbox:
             " WHERE message_id = (SELECT message_id FROM inbox"
             "   WHERE state IN ('pending', 'working') AND available_at <= ?"
             "   ORDER BY received_at LIMIT 1)"
-            " RETURNING message_id, payload, attempts",
+            " RETURNING message_id, payload, attempts, replies",
             (now + lease_seconds, token, now),
         ).fetchone()
-        return Claim(row[0], row[1], row[2], token) if row else None
+        if row is None:
+            return None
+        return Claim(row[0], row[1], row[2], token, json.loads(row[3]) if row[3] else None)
+
+    def save_progress(
+        self, claim: Claim, replies: list[dict[str, Any]], lease_seconds: float
+    ) -> bool:
+        """Record the replies so far and renew the lease; False if the claim was lost."""
+        cursor = self._run(
+            "UPDATE inbox SET replies = ?, available_at = ?"
+            " WHERE message_id = ? AND claim_token = ?",
+            (json.dumps(replies), time.time() + lease_seconds, claim.message_id, claim.token),
+        )
+        return cursor.rowcount == 1
 
     def done(self, claim: Claim, outcome: dict[str, Any]) -> None:
         # The token check keeps a worker whose lease expired from finishing twice.

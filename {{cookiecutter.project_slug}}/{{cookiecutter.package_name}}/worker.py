@@ -1,5 +1,11 @@
 """Background worker: claim a stored message, run the bot, send the replies, mark it done.
 
+Each step is recorded before the next one starts: the bot's replies once it has
+run, then each reply's receipt once the sender confirms it. A retry (after a
+failed reply, or a crash) carries on from there, so the bot runs to completion
+once per message and a confirmed reply is never sent twice. At most the one
+reply in flight at a crash can go out again.
+
 Runs as a few threads inside each gunicorn worker process, so the webhook can
 answer Spectrum as soon as a delivery is stored. The threads are woken at once by
 the webhook in the same process, and poll now and then for messages accepted by
@@ -10,15 +16,24 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 
 from .dispatch import Bot
-from .events import parse_event
+from .events import Message, parse_event
 from .inbox import Claim, Inbox, InboxUnavailable
 from .replies import Replier
 
 log = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """Another worker took the message over (this one was too slow): drop it."""
+
+
+class ReplyFailed(Exception):
+    """The sender did not confirm a reply; the message is tried again later."""
 
 
 class Worker:
@@ -33,6 +48,7 @@ class Worker:
         retention_seconds: float = 3 * 24 * 3600,
         lease_seconds: float = 120.0,
         poll_seconds: float = 1.0,
+        replies_reason: str = "",
     ) -> None:
         self.inbox = inbox
         self.bot = bot
@@ -42,6 +58,7 @@ class Worker:
         self.retention_seconds = retention_seconds
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
+        self.replies_reason = replies_reason
         self._wake = threading.Condition()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -55,6 +72,10 @@ class Worker:
             return False
         try:
             outcome = self._handle(claim)
+        except LeaseLost:
+            log.warning(
+                "lease lost message_id=%s: another worker has it", json.dumps(claim.message_id)
+            )
         except Exception as exc:  # the user's bot may raise anything
             self._failed(claim, exc)
         else:
@@ -62,23 +83,42 @@ class Worker:
         return True
 
     def _handle(self, claim: Claim) -> dict[str, object]:
-        event = parse_event(json.loads(claim.payload))
-        message = event.message
+        message = parse_event(json.loads(claim.payload)).message
         assert message is not None  # the webhook only stores valid messages
-        replies = self.bot.handle(message)
-        receipts = [self.replier.send(message.space, text) for text in replies]
+        replies = claim.replies
+        if replies is None:
+            replies = [{"content": c, "receipt": None} for c in self.bot.handle(message)]
+            self._save(claim, replies)
+        for index, reply in enumerate(replies):
+            if reply["receipt"] is None:
+                reply["receipt"] = self._send(message, reply["content"], index)
+                self._save(claim, replies)
         log.info(
             "handled message_id=%s content=%s replies=%d",
             json.dumps(message.id),
             message.content.type,
             len(replies),
         )
-        return {"replies": replies, "receipts": receipts}
+        return {"replies": replies}
+
+    def _send(self, message: Message, content: dict[str, str], index: int) -> dict[str, object]:
+        try:
+            # The key is the same on every attempt at this reply, so the bridge can
+            # tell a retry from a new reply.
+            return self.replier.send(message.space, content, key=f"{message.id}#{index}")
+        except Exception as exc:
+            raise ReplyFailed(
+                f"reply {index} to space_id={json.dumps(message.space.id)} not sent: {exc}"
+            ) from exc
+
+    def _save(self, claim: Claim, replies: list[dict[str, object]]) -> None:
+        if not self.inbox.save_progress(claim, replies, self.lease_seconds):
+            raise LeaseLost
 
     def _failed(self, claim: Claim, exc: Exception) -> None:
         park = claim.attempts >= self.max_attempts
         delay = min(2.0**claim.attempts, 300.0)
-        error = f"{type(exc).__name__}: {exc}"
+        error = str(exc) if isinstance(exc, ReplyFailed) else f"{type(exc).__name__}: {exc}"
         if park:
             log.error(
                 "parked message_id=%s attempts=%d error=%s",
@@ -93,7 +133,8 @@ class Worker:
                 claim.attempts,
                 delay,
                 json.dumps(error),
-                exc_info=exc,
+                # The bot's own errors get their traceback; a refused reply's reason says it all.
+                exc_info=None if isinstance(exc, ReplyFailed) else exc,
             )
         self.inbox.retry(claim, error, delay=delay, park=park)
 
@@ -115,9 +156,16 @@ class Worker:
                 )
                 thread.start()
                 self._threads.append(thread)
+            log.info(
+                "worker started pid=%d threads=%d replies=%s%s",
+                os.getpid(),
+                self.threads,
+                self.replier.mode,
+                f" ({self.replies_reason})" if self.replies_reason else "",
+            )
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Let each thread finish the message it holds, then return."""
+        """Let each thread finish the message it holds, then stop the replier."""
         self._stopping.set()
         with self._wake:
             self._wake.notify_all()
@@ -125,6 +173,7 @@ class Worker:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads = [t for t in self._threads if t.is_alive()]
+        self.replier.close()
 
     def _run(self) -> None:
         while not self._stopping.is_set():

@@ -1,0 +1,88 @@
+"""The baked app under gunicorn with the real reply bridge (Node + spectrum-ts).
+
+Spectrum's cloud is the baked project's own stand-in (tests/fake_spectrum.py) on
+127.0.0.1; only the bridge's final hand-over to the platform is replaced (its
+test mode appends each send to a file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import free_port, run
+from test_served import Served, delivery, signed, wait_until_healthy
+
+NODE = shutil.which("node")
+
+
+def node_children(parent: int) -> list[int]:
+    """Node processes whose parent is one of `parent`'s children (the gunicorn workers)."""
+    listing = subprocess.run(
+        ["ps", "-e", "-o", "pid=,ppid=,comm="], capture_output=True, text=True
+    ).stdout
+    rows = [line.split(None, 2) for line in listing.splitlines()]
+    workers = {int(pid) for pid, ppid, _ in rows if int(ppid) == parent}
+    return [int(pid) for pid, ppid, comm in rows if int(ppid) in workers and comm == "node"]
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not on PATH: CI installs it")
+def test_replies_go_through_the_bridge_and_it_stops_with_each_worker(cookies, tmp_path) -> None:
+    result = cookies.bake()
+    assert result.exit_code == 0, result.exception
+    project = Path(result.project_path)
+    installed = run(
+        ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"], project / "bridge"
+    )
+    assert installed.returncode == 0, installed.stderr[-3000:]
+
+    sys.path.insert(0, str(project / "tests"))
+    try:
+        from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
+    finally:
+        sys.path.pop(0)
+    cloud = FakeSpectrum()
+    sends = tmp_path / "sends.jsonl"
+    server = Served(
+        project,
+        free_port(),
+        PATH=f"{Path(NODE).parent}:/usr/bin:/bin",
+        SPECTRUM_PROJECT_ID=PROJECT_ID,
+        SPECTRUM_PROJECT_SECRET=PROJECT_SECRET,
+        SPECTRUM_CLOUD_URL=cloud.url,
+        SPECTRUM_BRIDGE_TEST_SENDS=str(sends),
+    )
+    try:
+        wait_until_healthy(server)
+        for n in range(10):
+            body = delivery(f"hello {n}", f"m-bridge-{n}")
+            assert server.request("POST", body, signed(body))[0] == 202
+        deadline = time.monotonic() + 60
+        while not sends.exists() or len(sends.read_text().splitlines()) < 10:
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.1)
+        nodes = node_children(server.process.pid)
+        assert 1 <= len(nodes) <= 2  # one bridge per worker that had replies to send
+
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=40) == 0
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+        cloud.close()
+
+    log = server.log()
+    texts = sorted(json.loads(line)["content"]["text"] for line in sends.read_text().splitlines())
+    assert texts == sorted(f"You said: hello {n}" for n in range(10))
+    assert "replies=bridge (through the spectrum-ts bridge (imessage))" in log
+    assert log.count("bridge stopped pid=") == len(nodes)
+    assert "Traceback" not in log
+    for pid in nodes:  # the workers took their bridges down with them
+        assert not os.path.exists(f"/proc/{pid}"), f"node pid {pid} outlived its worker"

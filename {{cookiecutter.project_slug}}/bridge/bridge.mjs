@@ -1,0 +1,160 @@
+// The reply bridge: the Python app's only way to put a reply on the wire.
+//
+// Spectrum has no HTTP send API, so replies go through the spectrum-ts SDK. The
+// Python app (bridge.py) starts this script once per worker process and keeps it
+// running, because building the Spectrum app talks to the cloud.
+//
+// Protocol: one JSON object per line on stdin, one per line on stdout.
+//   first line out:  {"ready": true, "sdk": "12.8.0", "providers": ["imessage"]}
+//                    or {"fatal": "why"} and exit 1
+//   request:         {"id": 7, "op": "send", "key": "msg-1#0",
+//                     "space": {"id": "...", "platform": "iMessage", "phone": "+1..."},
+//                     "content": {"type": "text", "text": "hi"}}
+//   answer:          {"id": 7, "ok": true, "result": {"message_id": "..."}}
+//                    or {"id": 7, "ok": false, "error": "why"}
+// stdout carries nothing else: every log line, the SDK's included, goes to stderr.
+// On end of stdin or SIGTERM it finishes the sends in flight, then exits.
+//
+// Settings (environment): SPECTRUM_PROJECT_ID, SPECTRUM_PROJECT_SECRET,
+// SPECTRUM_PROVIDERS (comma-separated, default "imessage"), SPECTRUM_CLOUD_URL.
+
+import { Console } from "node:console";
+import { appendFileSync } from "node:fs";
+import readline from "node:readline";
+
+// Before the SDK is loaded: its logger writes INFO lines to stdout otherwise.
+globalThis.console = new Console({ stdout: process.stderr, stderr: process.stderr });
+
+const { Spectrum, text } = await import("spectrum-ts");
+const providers = await import("spectrum-ts/providers");
+
+// Provider modules by the SDK's platform key (lowercase, "_" for spaces and "-").
+const PROVIDERS = {
+  imessage: providers.imessage,
+  whatsapp_business: providers.whatsappBusiness,
+  telegram: providers.telegram,
+  slack: providers.slack,
+};
+const platformKey = (name) => String(name ?? "").trim().toLowerCase().replace(/[\s-]+/g, "_");
+
+// Test mode, for the project's tests and benchmarks only: everything runs for real
+// except the final hand-over to the platform, which is appended to this file.
+const TEST_SENDS = process.env.SPECTRUM_BRIDGE_TEST_SENDS;
+const TEST_DELAY_MS = Number(process.env.SPECTRUM_BRIDGE_TEST_DELAY_MS ?? 0);
+
+const write = (answer) => process.stdout.write(`${JSON.stringify(answer)}\n`);
+const describe = (error) =>
+  [error?.name, error?.status, error?.message ?? String(error)].filter(Boolean).join(": ");
+
+const enabled = (process.env.SPECTRUM_PROVIDERS || "imessage").split(",").map(platformKey);
+const unknown = enabled.filter((key) => !PROVIDERS[key]);
+if (unknown.length) {
+  write({ fatal: `unknown provider(s) in SPECTRUM_PROVIDERS: ${unknown.join(", ")}` });
+  process.exit(1);
+}
+
+let app;
+try {
+  app = await Spectrum({ providers: enabled.map((key) => PROVIDERS[key].config()) });
+} catch (error) {
+  write({ fatal: describe(error) });
+  process.exit(1);
+}
+if (TEST_SENDS) console.warn(`bridge: test mode, sends are appended to ${TEST_SENDS}`);
+write({ ready: true, sdk: "12.8.0", providers: enabled });
+
+// The SDK-version-specific part: a webhook's space as an SDK space handle.
+// 12.8.0 builds it locally from the id; iMessage needs the line (`phone`) when a
+// project has several.
+async function spaceHandle(space) {
+  const key = platformKey(space?.platform);
+  if (!enabled.includes(key)) {
+    throw new Error(`no provider for platform ${JSON.stringify(space?.platform)}; add it to SPECTRUM_PROVIDERS`);
+  }
+  const params = key === "imessage" && space.phone ? { phone: space.phone } : undefined;
+  return await PROVIDERS[key](app).space.get(space.id, params);
+}
+
+async function deliver(handle, content, key) {
+  if (TEST_SENDS) {
+    if (TEST_DELAY_MS) await new Promise((resolve) => setTimeout(resolve, TEST_DELAY_MS));
+    appendFileSync(TEST_SENDS, `${JSON.stringify({ key, space: handle.id, content })}\n`);
+    return { message_id: `test-${key}` };
+  }
+  if (content.type === "text") {
+    const sent = await handle.send(text(content.text));
+    return { message_id: sent?.id ?? null };
+  }
+  if (content.type === "reaction") {
+    const target = await handle.getMessage(content.target);
+    if (!target) throw new Error(`message ${content.target} not found in space ${handle.id}`);
+    await target.react(content.emoji);
+    return { message_id: null };
+  }
+  throw new Error(`unsupported content type ${JSON.stringify(content.type)}`);
+}
+
+// Idempotency: a request repeated with the same key (Python timed out and tried
+// again) joins the send in flight or gets the earlier result; it is never sent twice
+// by this process.
+const inflight = new Map();
+const finished = new Map();
+const FINISHED_KEPT = 10_000;
+
+function send({ key, space, content }) {
+  if (finished.has(key)) return Promise.resolve(finished.get(key));
+  if (inflight.has(key)) return inflight.get(key);
+  const promise = (async () => deliver(await spaceHandle(space), content ?? {}, key))();
+  if (key) {
+    inflight.set(key, promise);
+    promise
+      .then((result) => {
+        finished.set(key, result);
+        if (finished.size > FINISHED_KEPT) finished.delete(finished.keys().next().value);
+      })
+      .catch(() => {})
+      .finally(() => inflight.delete(key));
+  }
+  return promise;
+}
+
+const OPS = { send, ping: async () => ({ pong: true }) };
+
+const running = new Set();
+async function handle(line) {
+  let request;
+  try {
+    request = JSON.parse(line);
+  } catch {
+    console.error(`bridge: ignoring a line that is not JSON: ${line.slice(0, 200)}`);
+    return;
+  }
+  const { id, op } = request;
+  try {
+    if (!OPS[op]) throw new Error(`unknown op ${JSON.stringify(op)}`);
+    write({ id, ok: true, result: await OPS[op](request) });
+  } catch (error) {
+    console.error(`bridge: ${op} failed space_id=${JSON.stringify(request.space?.id)}: ${describe(error)}`);
+    write({ id, ok: false, error: describe(error) });
+  }
+}
+
+const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+lines.on("line", (line) => {
+  if (!line.trim()) return;
+  const task = handle(line).finally(() => running.delete(task));
+  running.add(task);
+});
+
+let stopping = false;
+async function shutdown() {
+  if (stopping) return;
+  stopping = true;
+  lines.close();
+  await Promise.allSettled([...running]);
+  await app.stop?.().catch((error) => console.error(`bridge: stop failed: ${describe(error)}`));
+  process.exit(0);
+}
+lines.on("close", shutdown);
+process.on("SIGTERM", shutdown);
+process.on("SIGINT", shutdown);

@@ -1,0 +1,183 @@
+"""The Python end of the reply bridge, against a fake bridge speaking the same protocol."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.bridge import Bridge, BridgeError, BridgeReplier
+from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.events import Space
+from {{ cookiecutter.package_name }}.replies import choose_replier
+
+FAKE = [sys.executable, str(Path(__file__).with_name("fake_bridge.py"))]
+SPACE = Space(id="any;-;+15550100", platform="iMessage", phone="+15551234567")
+
+
+def make_bridge(env: dict[str, str] | None = None, timeout: float = 5.0) -> Bridge:
+    return Bridge(FAKE, env={"PATH": "/usr/bin:/bin", **(env or {})}, timeout=timeout)
+
+
+@pytest.fixture
+def bridge() -> Iterator[Bridge]:
+    bridge = make_bridge()
+    yield bridge
+    bridge.close()
+
+
+def send(bridge: Bridge, text: str, key: str = "m#0") -> dict:
+    return BridgeReplier(bridge).send(SPACE, {"type": "text", "text": text}, key=key)
+
+
+def pid(bridge: Bridge) -> int:
+    assert bridge._proc is not None
+    return bridge._proc.popen.pid
+
+
+def test_answers_are_returned_as_receipts(bridge: Bridge) -> None:
+    assert send(bridge, "hello", key="m-1#0") == {"mode": "bridge", "message_id": "fake-m-1#0"}
+    assert bridge.request("ping") == {"message_id": "fake-None"}
+
+
+def test_started_once_and_kept(bridge: Bridge) -> None:
+    assert bridge._proc is None  # lazily: nothing runs until the first reply
+    send(bridge, "one")
+    first = pid(bridge)
+    send(bridge, "two")
+    assert pid(bridge) == first
+
+
+def test_an_error_answer_raises_with_the_bridge_reason(bridge: Bridge) -> None:
+    with pytest.raises(BridgeError, match="platform said no"):
+        send(bridge, "fail")
+    assert send(bridge, "fine")  # the process is still good
+
+
+def test_a_crash_fails_the_request_at_once_and_the_next_one_restarts(bridge: Bridge) -> None:
+    send(bridge, "warm up")
+    first = pid(bridge)
+    started = time.monotonic()
+    with pytest.raises(BridgeError, match=r"exited \(code 3\) before answering"):
+        send(bridge, "crash")
+    assert time.monotonic() - started < 2  # not left to the 5 s timeout
+    assert send(bridge, "after")["message_id"] == "fake-m#0"
+    assert pid(bridge) != first
+
+
+def test_a_hung_bridge_times_out_and_is_replaced(caplog: pytest.LogCaptureFixture) -> None:
+    bridge = make_bridge(timeout=0.5)
+    try:
+        send(bridge, "warm up")
+        first = pid(bridge)
+        with pytest.raises(BridgeError, match=r"no answer from the bridge within 0.5s"):
+            send(bridge, "hang")
+        assert "silent for 0.5s, restarting it" in caplog.text
+        assert send(bridge, "after")  # a new process, after a short pause
+        assert pid(bridge) != first
+    finally:
+        bridge.close()
+
+
+def test_answers_out_of_order_reach_their_own_request(bridge: Bridge) -> None:
+    send(bridge, "warm up")
+    with ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(send, bridge, "slow:0.3", "slow#0")
+        time.sleep(0.05)
+        fast = pool.submit(send, bridge, "fast", "fast#0")
+        assert fast.result(timeout=5)["message_id"] == "fake-fast#0"
+        assert not slow.done()  # answered after the later request
+        assert slow.result(timeout=5)["message_id"] == "fake-slow#0"
+
+
+def test_a_burst_of_1000_from_many_threads(bridge: Bridge) -> None:
+    keys = [f"m-{n}#0" for n in range(1000)]
+    with ThreadPoolExecutor(16) as pool:
+        receipts = list(pool.map(lambda key: send(bridge, "hi", key), keys))
+    assert [r["message_id"] for r in receipts] == [f"fake-{key}" for key in keys]
+
+
+def test_lines_that_are_not_answers_are_skipped(
+    bridge: Bridge, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert send(bridge, "junk", key="j#0")["message_id"] == "fake-j#0"
+    assert "not an answer" in caplog.text
+
+
+def test_bridge_logs_go_to_the_log(bridge: Bridge, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    send(bridge, "hi")
+    deadline = time.monotonic() + 2
+    while "fake bridge: starting" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert any(r.name.endswith("bridge.node") and "starting" in r.message for r in caplog.records)
+
+
+def test_a_bridge_that_cannot_start_says_why_and_backs_off() -> None:
+    bridge = make_bridge({"FAKE_BRIDGE_FATAL": "SpectrumCloudError: 401: bad credentials"}, 0.2)
+    try:
+        with pytest.raises(BridgeError, match="could not start: SpectrumCloudError: 401"):
+            send(bridge, "hi")
+        started = time.monotonic()
+        with pytest.raises(BridgeError, match="failed recently; next start in"):
+            send(bridge, "hi")  # within the pause: refused without spawning
+        assert time.monotonic() - started < 0.1
+    finally:
+        bridge.close()
+
+
+def test_a_missing_program_is_a_clear_error() -> None:
+    bridge = Bridge(["/nonexistent/node", "bridge.mjs"], timeout=1)
+    with pytest.raises(BridgeError, match="cannot start the bridge"):
+        send(bridge, "hi")
+
+
+def test_a_slow_start_is_waited_for() -> None:
+    bridge = make_bridge({"FAKE_BRIDGE_START_DELAY": "0.5"}, timeout=0.2)
+    try:
+        # The first request waits for start-up (up to start_timeout), then its own timeout.
+        assert send(bridge, "hi")
+    finally:
+        bridge.close()
+
+
+def test_close_lets_the_request_in_flight_finish(bridge: Bridge) -> None:
+    send(bridge, "warm up")
+    popen = bridge._proc.popen
+    result: list[dict] = []
+    sender = threading.Thread(target=lambda: result.append(send(bridge, "slow:0.3", "s#0")))
+    sender.start()
+    time.sleep(0.1)
+    bridge.close()
+    sender.join(5)
+    assert result == [{"mode": "bridge", "message_id": "fake-s#0"}]
+    assert popen.returncode == 0
+    with pytest.raises(BridgeError, match="shut down"):
+        send(bridge, "too late")
+
+
+def installed_bridge_dir(tmp_path: Path) -> Path:
+    (tmp_path / "node_modules" / "spectrum-ts").mkdir(parents=True)
+    (tmp_path / "bridge.mjs").write_text("// placeholder\n")
+    return tmp_path
+
+
+def test_the_bridge_is_chosen_when_everything_is_there(tmp_path: Path) -> None:
+    settings = Settings(
+        signing_secrets=("s",),
+        project_id="p",
+        project_secret="s",
+        node="python3",
+        bridge_dir=installed_bridge_dir(tmp_path),
+    )
+    replier, why = choose_replier(settings)
+    assert isinstance(replier, BridgeReplier)
+    assert why == "through the spectrum-ts bridge (imessage)"
+    assert replier.bridge.command[1] == str(settings.bridge_dir / "bridge.mjs")
+    assert replier.bridge.env["SPECTRUM_PROJECT_ID"] == "p"

@@ -1,0 +1,276 @@
+"""The real bridge/bridge.mjs under Node with the real spectrum-ts SDK.
+
+The SDK reaches a stand-in cloud on 127.0.0.1 (SPECTRUM_CLOUD_URL), so start-up,
+credential errors and the bridge's own error paths run for real. Only the final
+hand-over to the platform, which needs Photon's servers, is replaced (test mode:
+SPECTRUM_BRIDGE_TEST_SENDS appends each send to a file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import SECRET, WEBHOOK_PATH, Post, unused_port
+from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
+from flask import Flask
+
+from {{ cookiecutter.package_name }} import create_app
+from {{ cookiecutter.package_name }}.bridge import Bridge, BridgeError, BridgeReplier
+from {{ cookiecutter.package_name }}.config import DEFAULT_BRIDGE_DIR, Settings
+from {{ cookiecutter.package_name }}.events import Space
+from {{ cookiecutter.package_name }}.samples import encode, text_delivery
+from {{ cookiecutter.package_name }}.verify import signed_headers
+
+NODE = shutil.which("node")
+pytestmark = pytest.mark.skipif(
+    NODE is None, reason="node is not on PATH: install Node 22 to test the reply bridge"
+)
+SPACE = Space(id="any;-;+15550100", platform="iMessage", phone="+15551234567")
+
+
+@pytest.fixture(scope="session")
+def bridge_dir() -> Path:
+    """bridge/ with its node_modules, installed from the lock file if missing."""
+    if not (DEFAULT_BRIDGE_DIR / "node_modules" / "spectrum-ts").is_dir():
+        npm = shutil.which("npm")
+        assert npm, "node is installed but npm is not: install npm to test the reply bridge"
+        done = subprocess.run(
+            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+            cwd=DEFAULT_BRIDGE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, f"npm ci failed in bridge/:\n{done.stderr[-3000:]}"
+    return DEFAULT_BRIDGE_DIR
+
+
+@pytest.fixture
+def sends(tmp_path: Path) -> Path:
+    return tmp_path / "sends.jsonl"
+
+
+@pytest.fixture
+def node_env(fake: FakeSpectrum, sends: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SPECTRUM_CLOUD_URL": fake.url,
+        "SPECTRUM_PROJECT_ID": PROJECT_ID,
+        "SPECTRUM_PROJECT_SECRET": PROJECT_SECRET,
+        "SPECTRUM_BRIDGE_TEST_SENDS": str(sends),
+        "LOG_LEVEL": "warn",
+    }
+
+
+@pytest.fixture
+def start_bridge(bridge_dir: Path, node_env: dict[str, str]) -> Iterator:
+    started: list[Bridge] = []
+
+    def start(**env: str) -> Bridge:
+        bridge = Bridge(
+            [NODE, str(bridge_dir / "bridge.mjs")],
+            cwd=bridge_dir,
+            env={**node_env, **env},
+            timeout=20,
+        )
+        started.append(bridge)
+        return bridge
+
+    yield start
+    for bridge in started:
+        bridge.close()
+
+
+def sent(sends: Path) -> list[dict]:
+    if not sends.exists():
+        return []
+    return [json.loads(line) for line in sends.read_text().splitlines()]
+
+
+def send(bridge: Bridge, text: str, key: str, space: Space = SPACE) -> dict:
+    return BridgeReplier(bridge).send(space, {"type": "text", "text": text}, key=key)
+
+
+def test_starts_once_against_the_cloud_and_sends(start_bridge, fake: FakeSpectrum, sends) -> None:
+    bridge = start_bridge()
+    for n in range(3):
+        assert send(bridge, f"hello {n} ✓", key=f"m-{n}#0") == {
+            "mode": "bridge",
+            "message_id": f"test-m-{n}#0",
+        }
+    assert sent(sends) == [
+        {"key": f"m-{n}#0", "space": SPACE.id, "content": {"type": "text", "text": f"hello {n} ✓"}}
+        for n in range(3)
+    ]
+    # Building the SDK's app talks to the cloud: once for the process, not per reply.
+    assert fake.requests.count(("GET", f"/projects/{PROJECT_ID}/")) == 1
+    assert fake.requests.count(("POST", f"/projects/{PROJECT_ID}/imessage/tokens")) == 1
+
+
+def test_a_repeated_key_is_sent_once(start_bridge, sends) -> None:
+    bridge = start_bridge(SPECTRUM_BRIDGE_TEST_DELAY_MS="200")
+    with ThreadPoolExecutor(2) as pool:  # a retry while the first attempt is in flight
+        first = pool.submit(send, bridge, "once", "m-1#0")
+        time.sleep(0.05)
+        second = pool.submit(send, bridge, "once", "m-1#0")
+        assert first.result() == second.result()
+    assert send(bridge, "once", "m-1#0") == first.result()  # and after it finished
+    assert [s["key"] for s in sent(sends)] == ["m-1#0"]
+
+
+def test_bad_credentials_stop_the_start_with_the_cloud_reason(start_bridge) -> None:
+    bridge = start_bridge(SPECTRUM_PROJECT_SECRET="wrong")
+    with pytest.raises(BridgeError, match="could not start: SpectrumCloudError: 401: Unauthorized"):
+        send(bridge, "hi", "m#0")
+
+
+def test_an_unreachable_cloud_stops_the_start(start_bridge) -> None:
+    bridge = start_bridge(SPECTRUM_CLOUD_URL=f"http://127.0.0.1:{unused_port()}")
+    with pytest.raises(BridgeError, match="could not start: TypeError: fetch failed"):
+        send(bridge, "hi", "m#0")
+
+
+def test_an_unknown_provider_setting_stops_the_start(start_bridge) -> None:
+    bridge = start_bridge(SPECTRUM_PROVIDERS="imessage,fax")
+    with pytest.raises(BridgeError, match=r"unknown provider\(s\) in SPECTRUM_PROVIDERS: fax"):
+        send(bridge, "hi", "m#0")
+
+
+def test_a_platform_without_provider_is_refused(start_bridge) -> None:
+    bridge = start_bridge()
+    telegram = Space(id="12345", platform="Telegram")
+    with pytest.raises(BridgeError, match='no provider for platform "Telegram"'):
+        send(bridge, "hi", "m#0", space=telegram)
+    assert send(bridge, "still fine", "m#1")  # one bad request leaves the process up
+
+
+def test_the_real_send_path_reports_the_platform_error(start_bridge, sends) -> None:
+    """Test mode off: the SDK really sends, to an iMessage address where nothing listens."""
+    bridge = start_bridge(
+        SPECTRUM_BRIDGE_TEST_SENDS="", SPECTRUM_IMESSAGE_ADDRESS=f"127.0.0.1:{unused_port()}"
+    )
+    with pytest.raises(BridgeError, match="ConnectionError"):
+        send(bridge, "hi", "m#0")
+    assert not sends.exists()
+
+
+def test_stdout_carries_only_the_protocol(bridge_dir: Path, node_env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [NODE, "bridge.mjs"],
+        cwd=bridge_dir,
+        env={**node_env, "LOG_LEVEL": "info"},
+        input='{"id": 1, "op": "ping"}\nnot json\n{"id": 2, "op": "nope"}\n',
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0  # end of input: a clean exit
+    ready, *answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert ready == {"ready": True, "sdk": "12.8.0", "providers": ["imessage"]}
+    assert sorted(answers, key=lambda a: a["id"]) == [  # answers may come in any order
+        {"id": 1, "ok": True, "result": {"pong": True}},
+        {"id": 2, "ok": False, "error": 'Error: unknown op "nope"'},
+    ]
+    assert "Spectrum started" in done.stderr  # the SDK's own log, kept off stdout
+    assert "ignoring a line that is not JSON" in done.stderr
+
+
+# -- the app end to end --------------------------------------------------------
+
+
+@pytest.fixture
+def app(
+    settings: Settings, bridge_dir: Path, node_env: dict[str, str], monkeypatch
+) -> Iterator[Flask]:
+    """The app with reply credentials: replies go through the real bridge."""
+    for name in (
+        "SPECTRUM_CLOUD_URL",
+        "SPECTRUM_BRIDGE_TEST_SENDS",
+        "SPECTRUM_BRIDGE_TEST_DELAY_MS",
+    ):
+        if name in node_env:
+            monkeypatch.setenv(name, node_env[name])
+    app = create_app(
+        dataclasses.replace(
+            settings,
+            project_id=PROJECT_ID,
+            project_secret=PROJECT_SECRET,
+            node=NODE,
+            bridge_dir=bridge_dir,
+            log_level="WARNING",
+        )
+    )
+    yield app
+    app.extensions["spectrum"].worker.stop()
+
+
+def wait_until(condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_the_echo_reply_goes_out_through_the_bridge(app: Flask, post: Post, sends) -> None:
+    runtime = app.extensions["spectrum"]
+    assert post(encode(text_delivery("hello", message_id="m-1"))).status_code == 202
+    assert runtime.worker.process_one()
+    status = runtime.inbox.status("m-1")
+    assert status.state == "done"
+    assert status.outcome["replies"] == [
+        {
+            "content": {"type": "text", "text": "You said: hello"},
+            "receipt": {"mode": "bridge", "message_id": "test-m-1#0"},
+        }
+    ]
+    assert [s["content"]["text"] for s in sent(sends)] == ["You said: hello"]
+
+
+def test_killing_node_mid_burst_loses_no_reply_and_sends_none_twice(
+    app: Flask, post: Post, sends
+) -> None:
+    runtime = app.extensions["spectrum"]
+    bridge = runtime.worker.replier.bridge
+    bridge.env["SPECTRUM_BRIDGE_TEST_DELAY_MS"] = "20"  # a send takes a while: kill mid-send
+    ids = [f"m-{n}" for n in range(100)]
+    for message_id in ids:
+        assert post(encode(text_delivery(message_id, message_id=message_id))).status_code == 202
+    runtime.worker.start()
+    wait_until(lambda: len(sent(sends)) >= 20)
+    killed = bridge._proc.popen.pid
+    os.kill(killed, signal.SIGKILL)
+
+    wait_until(lambda: all(runtime.inbox.status(m).state == "done" for m in ids))
+    keys = [s["key"] for s in sent(sends)]
+    assert sorted(keys) == sorted(f"{m}#0" for m in ids)  # every reply, each exactly once
+    assert bridge._proc.popen.pid != killed
+    retried = [m for m in ids if runtime.inbox.status(m).attempts > 1]
+    assert retried, "the kill should have caught replies in flight"
+
+
+def test_without_credentials_the_same_run_logs_the_replies(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    app = create_app(dataclasses.replace(settings, project_id="", project_secret=""))
+    runtime = app.extensions["spectrum"]
+    body = encode(text_delivery("hello", message_id="m-1"))
+    headers = signed_headers(SECRET, int(time.time()), body)
+    assert app.test_client().post(WEBHOOK_PATH, data=body, headers=headers).status_code == 202
+    assert runtime.worker.process_one()
+    assert runtime.inbox.status("m-1").outcome["replies"][0]["receipt"] == {"mode": "dry-run"}
+    assert (
+        'reply dry-run space_id="any;-;+15550100" platform="iMessage" text="You said: hello"'
+        in caplog.text
+    )

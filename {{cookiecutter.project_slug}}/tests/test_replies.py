@@ -1,0 +1,183 @@
+"""Replies: recorded before and after sending, retried without duplicates, dry run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.dispatch import Bot, React
+from {{ cookiecutter.package_name }}.events import Message, Space, Text
+from {{ cookiecutter.package_name }}.inbox import SQLiteInbox
+from {{ cookiecutter.package_name }}.replies import LogReplier, choose_replier
+from {{ cookiecutter.package_name }}.samples import encode, text_delivery
+from {{ cookiecutter.package_name }}.worker import Worker
+
+
+class FlakySender:
+    """Confirms every reply except those told to fail (by text), a given number of times."""
+
+    mode = "test"
+
+    def __init__(self, failures: dict[str, int]) -> None:
+        self.failures = dict(failures)
+        self.sent: list[str] = []
+        self.keys: list[str] = []
+
+    def send(self, space: Space, content: dict, key: str) -> dict:
+        self.keys.append(key)
+        text = content.get("text", "")
+        if self.failures.get(text, 0) > 0:
+            self.failures[text] -= 1
+            raise ConnectionError("bridge exited")
+        self.sent.append(text)
+        return {"mode": self.mode, "message_id": f"sent-{len(self.sent)}"}
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> SQLiteInbox:
+    return SQLiteInbox(tmp_path / "inbox.sqlite3")
+
+
+def three_replies() -> tuple[Bot, list[str]]:
+    bot, runs = Bot(), []
+
+    @bot.on(Text)
+    def handler(message: Message, content: Text) -> list[str]:
+        runs.append(message.id)
+        return ["first", "second", "third"]
+
+    return bot, runs
+
+
+def accept(inbox: SQLiteInbox, message_id: str = "m-1") -> None:
+    inbox.accept(message_id, encode(text_delivery("hi", message_id=message_id)).decode())
+
+
+def run_due(worker: Worker, inbox: SQLiteInbox) -> None:
+    inbox._run("UPDATE inbox SET available_at = 0 WHERE state = 'pending'")
+    worker.process_one()
+
+
+def test_a_failed_reply_is_retried_alone(inbox: SQLiteInbox) -> None:
+    bot, runs = three_replies()
+    sender = FlakySender({"second": 2})
+    worker = Worker(inbox, bot, sender, max_attempts=5)
+    accept(inbox)
+    for _ in range(3):
+        run_due(worker, inbox)
+    assert inbox.status("m-1").state == "done"
+    assert runs == ["m-1"]  # the bot ran once: its replies were stored before sending
+    assert sender.sent == ["first", "second", "third"]  # each confirmed reply sent once
+    assert sender.keys == ["m-1#0", "m-1#1", "m-1#1", "m-1#1", "m-1#2"]  # same key per reply
+    replies = inbox.status("m-1").outcome["replies"]
+    assert [r["receipt"]["message_id"] for r in replies] == ["sent-1", "sent-2", "sent-3"]
+
+
+def test_a_reply_that_keeps_failing_is_parked_with_its_space(
+    inbox: SQLiteInbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot, runs = three_replies()
+    sender = FlakySender({"second": 99})
+    worker = Worker(inbox, bot, sender, max_attempts=3)
+    accept(inbox)
+    for _ in range(3):
+        run_due(worker, inbox)
+    status = inbox.status("m-1")
+    assert (status.state, status.attempts) == ("failed", 3)
+    reason = 'reply 1 to space_id="any;-;+15550100" not sent: bridge exited'
+    assert status.outcome == {"error": reason}
+    assert f'parked message_id="m-1" attempts=3 error={json.dumps(reason)}' in caplog.text
+    assert "Traceback" not in caplog.text  # the reason says it all
+    assert sender.sent == ["first"] and runs == ["m-1"]
+
+
+def test_a_worker_that_lost_its_lease_stops(inbox: SQLiteInbox) -> None:
+    bot, _ = three_replies()
+    sender = FlakySender({})
+    worker = Worker(inbox, bot, sender, lease_seconds=60)
+    accept(inbox)
+    original = inbox.save_progress
+    calls = []
+
+    def steal_after_first_reply(claim, replies, lease_seconds):
+        calls.append(1)
+        if len(calls) == 2:  # another worker took over after our first reply
+            inbox._run("UPDATE inbox SET claim_token = 'someone-else'")
+        return original(claim, replies, lease_seconds)
+
+    inbox.save_progress = steal_after_first_reply
+    worker.process_one()
+    assert sender.sent == ["first"]  # stopped instead of sending the rest
+    assert inbox.status("m-1").state == "working"  # left to the new owner
+
+
+def test_progress_renews_the_lease(inbox: SQLiteInbox) -> None:
+    accept(inbox)
+    claim = inbox.claim(lease_seconds=1)
+    assert inbox.save_progress(claim, [], lease_seconds=600)
+    assert inbox.claim(lease_seconds=1) is None  # still ours well past the first lease
+
+
+def test_dry_run_logs_each_reply(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    space = Space(id="any;-;+15550100", platform="iMessage")
+    replier = LogReplier()
+    assert replier.send(space, {"type": "text", "text": "héllo"}, key="m#0") == {"mode": "dry-run"}
+    replier.send(space, {"type": "reaction", "emoji": "❤️", "target": "m"}, key="m#1")
+    assert (
+        'reply dry-run space_id="any;-;+15550100" platform="iMessage" text="héllo"' in caplog.text
+    )
+    assert 'emoji="❤️" target="m"' in caplog.text
+
+
+def bridge_dir(tmp_path: Path, installed: bool = True) -> Path:
+    (tmp_path / "bridge").mkdir()
+    (tmp_path / "bridge" / "bridge.mjs").write_text("// placeholder\n")
+    if installed:
+        (tmp_path / "bridge" / "node_modules" / "spectrum-ts").mkdir(parents=True)
+    return tmp_path / "bridge"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            {"bridge_dir": Path("/nonexistent")},
+            "no reply bridge in this project (/nonexistent/bridge.mjs)",
+        ),
+        ({"project_secret": ""}, "SPECTRUM_PROJECT_ID and SPECTRUM_PROJECT_SECRET are not set"),
+        ({"node": "no-such-node-binary"}, "'no-such-node-binary' is not on PATH: install Node 22"),
+        ({"installed": False}, "the bridge is not installed: run `make bridge`"),
+    ],
+)
+def test_dry_run_says_why(tmp_path: Path, change: dict, reason: str) -> None:
+    installed = change.pop("installed", True)
+    settings = Settings(
+        signing_secrets=("s",),
+        project_id="p",
+        project_secret="s",
+        node="python3",  # on PATH wherever these tests run
+        bridge_dir=bridge_dir(tmp_path, installed),
+    )
+    replier, why = choose_replier(dataclasses.replace(settings, **change))
+    assert isinstance(replier, LogReplier)
+    assert why == reason
+
+
+def test_react_reaches_the_sender_as_a_reaction(inbox: SQLiteInbox) -> None:
+    bot = Bot()
+    bot.on(Text)(lambda message, content: React("👍"))
+    sender = FlakySender({})
+    worker = Worker(inbox, bot, sender)
+    accept(inbox)
+    worker.process_one()
+    (reply,) = inbox.status("m-1").outcome["replies"]
+    assert reply["content"] == {"type": "reaction", "emoji": "👍", "target": "m-1"}
