@@ -22,6 +22,11 @@ OPTIONAL_FILES = {
         "tests/test_bridge_node.py",
         "tests/fake_bridge.py",
     ],
+    ("tunnel", "ngrok"): [
+        f"{ANSWERS['package_name']}/tunnel.py",
+        "tests/test_tunnel.py",
+        "tests/fake_ngrok",
+    ],
 }
 
 

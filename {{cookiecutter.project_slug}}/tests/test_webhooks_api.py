@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from conftest import SIGNING_SECRET_ENV, WEBHOOK_PATH, unused_port
 from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
 from flask import Flask
 
+from {{ cookiecutter.package_name }}.cli import next_version
 from {{ cookiecutter.package_name }}.envfile import add_secret
 from {{ cookiecutter.package_name }}.management import APIError, ManagementAPI
 
@@ -115,8 +117,48 @@ def test_commands_register_list_delete_and_keep_env_right(cli, fake: FakeSpectru
     assert listed.output == f"{webhook['id']}  {URL}  2026-05-14T19:00:00Z\n"
     deleted = cli("delete", webhook["id"])
     assert deleted.exit_code == 0 and deleted.output.startswith(f"deleted {webhook['id']}\n")
+    assert f"its secret is out of {SIGNING_SECRET_ENV}" in deleted.output
     assert cli("list").output == "no webhooks registered\n"
-    assert (tmp_path / ".env").read_text() == env  # delete leaves the secrets to the user
+    # It was registered from here, so its secret is known and leaves .env with it.
+    assert (tmp_path / ".env").read_text() == f"{SIGNING_SECRET_ENV}=dev-secret\n"
+    assert json.loads((tmp_path / "instance" / "webhooks.json").read_text()) == {}
+
+
+def test_rotation_register_beside_then_delete_the_old(cli, fake: FakeSpectrum, tmp_path: Path):
+    cli("register", URL)
+    (old,) = fake.webhooks.values()
+    rotated = cli("rotate", old["id"])
+    assert rotated.exit_code == 0, rotated.output
+    new = next(w for w in fake.webhooks.values() if w["id"] != old["id"])
+    assert new["webhookUrl"] == URL + "?v=2"
+    env = tmp_path / ".env"
+    both = f"{SIGNING_SECRET_ENV}={new['signingSecret']},{old['signingSecret']},dev-secret\n"
+    assert env.read_text() == both  # the app accepts both once restarted
+    step3 = f"3. flask --app {{ cookiecutter.package_name }} spectrum webhooks delete {old['id']}"
+    assert step3 in rotated.output
+
+    cli("delete", old["id"])
+    assert [w["id"] for w in fake.webhooks.values()] == [new["id"]]
+    assert env.read_text() == f"{SIGNING_SECRET_ENV}={new['signingSecret']},dev-secret\n"
+
+
+def test_deleting_a_webhook_registered_elsewhere_leaves_env_alone(cli, api, tmp_path: Path):
+    stranger = api.register(URL)
+    deleted = cli("delete", stranger.id)
+    assert "this project did not register it, so cannot tell which" in deleted.output
+    assert (tmp_path / ".env").read_text() == f"{SIGNING_SECRET_ENV}=dev-secret\n"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://a.example/hook", "https://a.example/hook?v=2"),
+        ("https://a.example/hook?v=2", "https://a.example/hook?v=3"),
+        ("https://a.example/hook?x=1&v=9", "https://a.example/hook?x=1&v=10"),
+    ],
+)
+def test_next_version(url: str, expected: str) -> None:
+    assert next_version(url) == expected
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ first secret in the signing-secret environment variable.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shlex
 import sys
@@ -21,9 +22,9 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from .config import SIGNING_SECRET_ENV, WEBHOOK_PATH
-from .envfile import add_secret
+from .envfile import KnownWebhooks, drop_secret, save_registration
 from .inbox import Inbox
-from .management import DEFAULT_API_URL, APIError, ManagementAPI
+from .management import DEFAULT_API_URL, APIError, ManagementAPI, Webhook
 from .samples import encode, text_delivery
 from .verify import signed_headers
 
@@ -151,6 +152,24 @@ def management_api() -> ManagementAPI:
     return ManagementAPI(project_id, project_secret, base_url=base_url)
 
 
+def env_path() -> Path:
+    return Path.cwd() / ".env"
+
+
+def known_webhooks() -> KnownWebhooks:
+    return KnownWebhooks(Path.cwd() / "instance" / "webhooks.json")
+
+
+def register_and_save(api: ManagementAPI, url: str) -> Webhook:
+    """Register `url` and keep its secret, which Spectrum shows this once."""
+    webhook = api.register(url)
+    assert webhook.signing_secret is not None  # register() insists on it
+    save_registration(
+        env_path(), SIGNING_SECRET_ENV, known_webhooks(), webhook.id, url, webhook.signing_secret
+    )
+    return webhook
+
+
 @webhooks.command("list")
 def list_webhooks() -> None:
     """List the webhooks registered for this project (their secrets are never shown again)."""
@@ -171,11 +190,9 @@ def register_webhook(url: str) -> None:
     if not url.startswith("https://"):
         raise click.ClickException(f"Spectrum only delivers to public https:// URLs, not {url}")
     try:
-        webhook = management_api().register(url)
+        webhook = register_and_save(management_api(), url)
     except APIError as exc:
         raise click.ClickException(str(exc)) from None
-    assert webhook.signing_secret is not None  # register() insists on it
-    add_secret(Path.cwd() / ".env", SIGNING_SECRET_ENV, webhook.signing_secret)
     click.echo(f"registered {webhook.id}  {webhook.url}")
     click.echo(f"its signing secret is now first in {SIGNING_SECRET_ENV} in .env: restart the app")
     if urllib.parse.urlsplit(url).path != WEBHOOK_PATH:
@@ -185,12 +202,63 @@ def register_webhook(url: str) -> None:
 @webhooks.command("delete")
 @click.argument("webhook_id")
 def delete_webhook(webhook_id: str) -> None:
-    """Delete a webhook; Spectrum stops delivering to its URL."""
+    """Delete a webhook, and drop its secret from .env if it was registered from here."""
     try:
         management_api().delete(webhook_id)
     except APIError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"deleted {webhook_id}")
+    known = known_webhooks().forget(webhook_id)
+    if known and drop_secret(env_path(), SIGNING_SECRET_ENV, known["secret_sha256"]):
+        click.echo(f"its secret is out of {SIGNING_SECRET_ENV} in .env from the next restart")
+    else:
+        click.echo(
+            f"if {SIGNING_SECRET_ENV} holds its secret, remove it once no delivery signed "
+            "with it can arrive (this project did not register it, so cannot tell which)"
+        )
+
+
+@webhooks.command("rotate")
+@click.argument("webhook_id")
+def rotate_webhook(webhook_id: str) -> None:
+    """Start a secret rotation: register the same endpoint again beside WEBHOOK_ID.
+
+    Spectrum has no rotate endpoint and refuses the same URL twice, so the new
+    registration gets the URL with a version query (?v=2, ?v=3 ...).
+    """
+    api = management_api()
+    try:
+        old = next((w for w in api.list() if w.id == webhook_id), None)
+        if old is None:
+            raise click.ClickException(
+                f"no webhook {webhook_id} in this project: `flask spectrum webhooks list` shows the ids."
+            )
+        webhook = register_and_save(api, next_version(old.url))
+    except APIError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"1. registered {webhook.id}  {webhook.url}")
+    click.echo(f"   {SIGNING_SECRET_ENV} in .env now holds the new secret and the old one")
     click.echo(
-        f"drop its secret from {SIGNING_SECRET_ENV} once no delivery signed with it can arrive"
+        "2. restart or deploy the app; until step 3 each message arrives twice, handled once"
     )
+    click.echo(f"3. flask --app {__package__} spectrum webhooks delete {webhook_id}")
+
+
+def next_version(url: str) -> str:
+    """The same endpoint under another URL: ?v=2, or the next v if there is one."""
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query)
+    version = next((int(v) for k, v in query if k == "v" and v.isdecimal()), 1)
+    query = [(k, v) for k, v in query if k != "v"] + [("v", str(version + 1))]
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+def add_optional_commands(group: AppGroup) -> None:
+    """Commands whose module the generator leaves out when not chosen (tunnel: none)."""
+    if importlib.util.find_spec(f"{__package__}.tunnel") is not None:
+        from .tunnel import tunnel
+
+        group.add_command(tunnel)
+
+
+add_optional_commands(spectrum)

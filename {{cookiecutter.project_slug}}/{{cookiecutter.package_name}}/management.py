@@ -21,6 +21,10 @@ DEFAULT_API_URL = "https://spectrum.photon.codes"
 class APIError(Exception):
     """One line saying what went wrong and what to do about it."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status, when Spectrum answered
+
 
 @dataclass(frozen=True)
 class Webhook:
@@ -88,28 +92,28 @@ def _unwrap(status: int, raw: bytes, subject: str) -> Any:
     if status == 200 and isinstance(answer, dict) and answer.get("succeed") is True:
         return answer.get("data")
     if status == 401:
-        raise APIError(
+        text = (
             "Spectrum refused the project credentials (401): "
             "check SPECTRUM_PROJECT_ID and SPECTRUM_PROJECT_SECRET."
         )
-    if status == 404:
-        raise APIError(
+    elif status == 404:
+        text = (
             f"no webhook {subject} in this project (404): "
             "`flask spectrum webhooks list` shows the ids."
         )
-    if status == 409:
-        raise APIError(
+    elif status == 409:
+        text = (
             f"{subject} is already registered (409): delete it first, "
-            "or register another URL (for example with ?v=2) to rotate the secret."
+            "or `flask spectrum webhooks rotate ID` to register it again beside the old one."
         )
-    if status == 422:
-        raise APIError(f"Spectrum rejected {subject} (422): {message or 'invalid URL'}.")
-    if status == 429:
-        raise APIError(
-            "rate limited by Spectrum (429, about 5 requests/s per project): retry in a moment."
-        )
-    detail = message or raw[:120].decode("utf-8", "replace").strip() or "no body"
-    raise APIError(f"unexpected answer from Spectrum (HTTP {status}): {detail}")
+    elif status == 422:
+        text = f"Spectrum rejected {subject} (422): {message or 'invalid URL'}."
+    elif status == 429:
+        text = "rate limited by Spectrum (429, about 5 requests/s per project): retry in a moment."
+    else:
+        detail = message or raw[:120].decode("utf-8", "replace").strip() or "no body"
+        text = f"unexpected answer from Spectrum (HTTP {status}): {detail}"
+    raise APIError(text, status)
 
 
 def _webhook(data: Any) -> Webhook:
