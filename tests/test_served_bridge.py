@@ -23,18 +23,27 @@ from test_served import Served, delivery, signed, wait_until_healthy
 NODE = shutil.which("node")
 
 
-def node_children(parent: int) -> list[int]:
-    """Node processes whose parent is one of `parent`'s children (the gunicorn workers)."""
+def node_children(parent: int) -> dict[int, int]:
+    """{node pid: worker pid} for the Node processes of `parent`'s gunicorn workers."""
     listing = subprocess.run(
         ["ps", "-e", "-o", "pid=,ppid=,comm="], capture_output=True, text=True
     ).stdout
     rows = [line.split(None, 2) for line in listing.splitlines()]
     workers = {int(pid) for pid, ppid, _ in rows if int(ppid) == parent}
-    return [int(pid) for pid, ppid, comm in rows if int(ppid) in workers and comm == "node"]
+    return {
+        int(pid): int(ppid) for pid, ppid, comm in rows if int(ppid) in workers and comm == "node"
+    }
+
+
+def gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not os.path.exists(f"/proc/{pid}")
 
 
 @pytest.mark.skipif(NODE is None, reason="node is not on PATH: CI installs it")
-def test_replies_go_through_the_bridge_and_it_stops_with_each_worker(cookies, tmp_path) -> None:
+def test_replies_go_through_the_bridge_and_it_stops_with_its_worker(cookies, tmp_path) -> None:
     result = cookies.bake()
     assert result.exit_code == 0, result.exception
     project = Path(result.project_path)
@@ -71,6 +80,12 @@ def test_replies_go_through_the_bridge_and_it_stops_with_each_worker(cookies, tm
         nodes = node_children(server.process.pid)
         assert 1 <= len(nodes) <= 2  # one bridge per worker that had replies to send
 
+        # A worker killed outright cannot stop its bridge: the bridge sees its stdin
+        # close and exits by itself, so no Node process is left behind.
+        orphan, worker = next(iter(nodes.items()))
+        os.kill(worker, signal.SIGKILL)
+        assert gone(orphan, timeout=15), "the bridge outlived its SIGKILLed worker"
+
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=40) == 0
     finally:
@@ -82,7 +97,7 @@ def test_replies_go_through_the_bridge_and_it_stops_with_each_worker(cookies, tm
     texts = sorted(json.loads(line)["content"]["text"] for line in sends.read_text().splitlines())
     assert texts == sorted(f"You said: hello {n}" for n in range(10))
     assert "replies=bridge (through the spectrum-ts bridge (imessage))" in log
-    assert log.count("bridge stopped pid=") == len(nodes)
+    assert log.count("bridge stopped pid=") == len(nodes) - 1  # all but the killed one's
     assert "Traceback" not in log
     for pid in nodes:  # the workers took their bridges down with them
-        assert not os.path.exists(f"/proc/{pid}"), f"node pid {pid} outlived its worker"
+        assert gone(pid, timeout=5), f"node pid {pid} outlived its worker"

@@ -163,6 +163,34 @@ def test_our_own_leftover_registration_is_reused(loop, fake: FakeSpectrum) -> No
     assert fake.webhooks == {}  # and cleaned up this time
 
 
+def test_any_other_tunnel_with_url(fake: FakeSpectrum, loop, tmp_path: Path) -> None:
+    recorder = Recorder(fake)
+    with pytest.raises(KeyboardInterrupt):
+        run_loop(
+            port=unused_port(),
+            tunnel=None,
+            public_url="https://bot.trycloudflare.com/",
+            api=loop.api,
+            env_path=loop.env_path,
+            known=loop.known,
+            keep=False,
+            app=recorder,
+            wait=lambda app: (recorder.note("running"), interrupted(app)),
+        )
+    assert ("running", 1) in recorder.events
+    assert ("POST", f"/projects/{PROJECT_ID}/webhooks/") in fake.requests
+    assert fake.webhooks == {}  # deleted on the way out all the same
+
+
+def test_command_refuses_a_plain_http_url(app) -> None:
+    result = app.test_cli_runner().invoke(args=["spectrum", "tunnel", "--url", "http://x.example"])
+    assert result.exit_code == 1
+    assert (
+        result.output
+        == "Error: Spectrum only delivers to public https:// URLs, not http://x.example\n"
+    )
+
+
 def test_without_credentials_it_prints_how_to_register(loop, fake: FakeSpectrum, capsys) -> None:
     recorder = Recorder(fake)
     with pytest.raises(KeyboardInterrupt):
