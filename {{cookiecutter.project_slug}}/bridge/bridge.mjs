@@ -13,7 +13,7 @@
 //   answer:          {"id": 7, "ok": true, "result": {"message_id": "..."}}
 //                    or {"id": 7, "ok": false, "error": "why"}
 // stdout carries nothing else: every log line, the SDK's included, goes to stderr.
-// On end of stdin or SIGTERM it finishes the sends in flight, then exits.
+// On end of stdin or SIGTERM it exits at once (see shutdown below).
 //
 // Settings (environment): SPECTRUM_PROJECT_ID, SPECTRUM_PROJECT_SECRET,
 // SPECTRUM_PROVIDERS (comma-separated, default "imessage"), SPECTRUM_CLOUD_URL.
@@ -146,13 +146,18 @@ lines.on("line", (line) => {
   running.add(task);
 });
 
+// End of input means the app is done with us, or died (a SIGKILLed worker's pipe
+// closes too). Either way nobody will read an answer, so sends still in flight are
+// abandoned rather than finished: their messages go back to the inbox unconfirmed,
+// and finishing them here would only make a second copy more likely.
 let stopping = false;
 async function shutdown() {
   if (stopping) return;
   stopping = true;
   lines.close();
-  await Promise.allSettled([...running]);
-  await app.stop?.().catch((error) => console.error(`bridge: stop failed: ${describe(error)}`));
+  if (running.size) console.error(`bridge: stopping with ${running.size} request(s) unanswered`);
+  const stopped = app.stop?.().catch((error) => console.error(`bridge: stop failed: ${describe(error)}`));
+  await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 2000))]);
   process.exit(0);
 }
 lines.on("close", shutdown);

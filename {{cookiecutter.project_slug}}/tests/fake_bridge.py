@@ -61,7 +61,8 @@ def main() -> None:
                 with lock:
                     sys.stdout.write("this is not json\n")
             answer(request, text)
-    # End of input: in-flight timers finish before the interpreter exits.
+    # End of input: exit at once, abandoning what is in flight, as bridge.mjs does.
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,11 @@ PROJECT_ID = "11111111-2222-4333-8444-555555555555"
 PROJECT_SECRET = "project-secret-for-tests"
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up (the timeout tests) is expected, not worth a traceback
+
+
 class FakeSpectrum:
     """Webhooks kept in memory; `delay` and `force_status` simulate a slow or unhappy API."""
 
@@ -29,7 +34,7 @@ class FakeSpectrum:
         self.force_status: int | None = None
         self.requests: list[tuple[str, str]] = []
         self.platforms = {"imessage": {"enabled": True}}
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = QuietServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

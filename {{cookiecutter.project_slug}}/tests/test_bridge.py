@@ -147,16 +147,27 @@ def test_a_slow_start_is_waited_for() -> None:
         bridge.close()
 
 
-def test_close_lets_the_request_in_flight_finish(bridge: Bridge) -> None:
+def test_close_stops_the_process_and_fails_what_it_held(bridge: Bridge) -> None:
+    """The worker has finished its messages before it closes the bridge; anything still
+    in flight then is abandoned (its message goes back to the inbox), never left hanging."""
     send(bridge, "warm up")
     popen = bridge._proc.popen
-    result: list[dict] = []
-    sender = threading.Thread(target=lambda: result.append(send(bridge, "slow:0.3", "s#0")))
+    errors: list[str] = []
+
+    def slow() -> None:
+        try:
+            send(bridge, "slow:3", "s#0")
+        except BridgeError as exc:
+            errors.append(str(exc))
+
+    sender = threading.Thread(target=slow)
     sender.start()
     time.sleep(0.1)
+    started = time.monotonic()
     bridge.close()
     sender.join(5)
-    assert result == [{"mode": "bridge", "message_id": "fake-s#0"}]
+    assert time.monotonic() - started < 2
+    assert errors == ["the bridge exited (code 0) before answering"]
     assert popen.returncode == 0
     with pytest.raises(BridgeError, match="shut down"):
         send(bridge, "too late")

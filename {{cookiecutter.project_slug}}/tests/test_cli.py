@@ -79,3 +79,30 @@ def test_sign_prints_headers_that_verify(app: Flask) -> None:
     assert headers["X-Spectrum-Timestamp"] == "1700000000"
     assert verify(body, headers, [SECRET], 1_700_000_000, 300).ok
     assert "curl -sS -X POST" in result.stderr
+
+
+def test_parked_messages_listed_and_replayed(app: Flask) -> None:
+    from {{ cookiecutter.package_name }}.samples import encode, text_delivery
+
+    inbox = app.extensions["spectrum"].inbox
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["spectrum", "inbox", "parked"]).output == "no parked messages\n"
+    for message_id in ("m-1", "m-2"):
+        inbox.accept(message_id, encode(text_delivery("x", message_id=message_id)).decode())
+        inbox.retry(inbox.claim(60), "RuntimeError: boom", delay=0, park=True)
+
+    listed = runner.invoke(args=["spectrum", "inbox", "parked"]).output.splitlines()
+    assert [line.split()[0] for line in listed] == ["m-1", "m-2"]
+    assert listed[0].endswith("attempts=1  RuntimeError: boom")
+
+    result = runner.invoke(args=["spectrum", "inbox", "replay", "m-1", "nope"])
+    assert result.exit_code == 1
+    assert result.output == "replayed 1 message(s)\nError: not parked, left alone: nope\n"
+    assert inbox.status("m-1").state == "pending"
+    result = runner.invoke(args=["spectrum", "inbox", "replay", "--all"])
+    assert result.output == "replayed 1 message(s)\n"
+    assert inbox.parked() == []
+    result = runner.invoke(args=["spectrum", "inbox", "replay"])
+    assert (
+        result.exit_code == 2 and "name the message ids to replay, or pass --all" in result.output
+    )

@@ -165,3 +165,69 @@ def test_stop_lets_the_message_in_hand_finish(inbox: SQLiteInbox) -> None:
         time.sleep(0.01)
     worker.stop(timeout=5)
     assert inbox.status("m-1").state == "done"
+
+
+def test_parked_messages_can_be_listed_and_replayed(inbox: SQLiteInbox) -> None:
+    worker = Worker(inbox, flaky_bot(failures=1), LogReplier(), max_attempts=1)
+    inbox.accept("m-1", payload())
+    worker.process_one()
+    (parked,) = inbox.parked()
+    assert (parked.message_id, parked.attempts) == ("m-1", 1)
+    assert parked.outcome == {"error": "RuntimeError: boom 1"}
+    assert inbox.replay("m-1")
+    assert not inbox.replay("m-1")  # no longer parked
+    assert inbox.parked() == []
+    assert worker.process_one()  # picked up again, with fresh attempts
+    assert inbox.status("m-1").state == "done"
+
+
+def test_a_slow_bot_keeps_its_message(inbox: SQLiteInbox) -> None:
+    """The heartbeat renews the lease, so no second worker takes a message in hand."""
+    started, release = threading.Event(), threading.Event()
+    bot = Bot()
+
+    @bot.on(Text)
+    def slow(message: Message, content: Text) -> str:
+        started.set()
+        release.wait(5)
+        return "done"
+
+    worker = Worker(inbox, bot, LogReplier(), threads=1, lease_seconds=0.3, poll_seconds=0.01)
+    inbox.accept("m-1", payload())
+    worker.start()
+    assert started.wait(5)
+    time.sleep(1.0)  # three leases long
+    assert inbox.claim(lease_seconds=1) is None
+    release.set()
+    worker.stop(timeout=5)
+    assert inbox.status("m-1").state == "done"
+
+
+def test_a_crashed_workers_message_comes_back_after_its_lease(inbox: SQLiteInbox) -> None:
+    inbox.accept("m-1", payload())
+    assert inbox.claim(lease_seconds=0.2) is not None  # then the worker dies: no heartbeat
+    assert inbox.claim(lease_seconds=0.2) is None
+    time.sleep(0.3)
+    assert inbox.claim(lease_seconds=0.2).attempts == 2
+
+
+def test_stop_gives_back_what_it_could_not_finish(inbox: SQLiteInbox) -> None:
+    started, release = threading.Event(), threading.Event()
+    bot = Bot()
+
+    @bot.on(Text)
+    def stuck(message: Message, content: Text) -> str:
+        started.set()
+        release.wait(5)
+        return "too late"
+
+    worker = Worker(inbox, bot, LogReplier(), threads=1, poll_seconds=0.01)
+    inbox.accept("m-1", payload())
+    worker.start()
+    assert started.wait(5)
+    worker.stop(timeout=0.1)
+    status = inbox.status("m-1")
+    assert (status.state, status.attempts) == ("pending", 0)  # ready for the next worker
+    release.set()
+    time.sleep(0.2)  # the stuck thread finishes, but its claim is gone: nothing marked done
+    assert inbox.status("m-1").state == "pending"

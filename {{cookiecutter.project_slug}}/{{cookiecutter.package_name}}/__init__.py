@@ -51,6 +51,7 @@ def create_app(config: Settings | None = None) -> Flask:
         replier,
         threads=settings.worker_threads,
         max_attempts=settings.max_attempts,
+        lease_seconds=settings.lease_seconds,
         retention_seconds=settings.retention_seconds,
         replies_reason=replies_reason,
     )

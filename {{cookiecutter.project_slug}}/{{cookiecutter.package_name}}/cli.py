@@ -253,6 +253,43 @@ def next_version(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
+inbox_group = AppGroup("inbox", help="Look at and replay the messages the bot gave up on.")
+spectrum.add_command(inbox_group)
+
+
+@inbox_group.command("parked")
+@click.option("--limit", type=int, default=100, show_default=True)
+def list_parked(limit: int) -> None:
+    """List parked messages (failed every attempt), oldest first, with their last error."""
+    parked = current_app.extensions["spectrum"].inbox.parked(limit)
+    if not parked:
+        click.echo("no parked messages")
+    for status in parked:
+        received = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status.received_at or 0))
+        error = (status.outcome or {}).get("error", "")
+        click.echo(f"{status.message_id}  {received}  attempts={status.attempts}  {error}")
+
+
+@inbox_group.command("replay")
+@click.argument("message_ids", nargs=-1)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every parked message.")
+def replay_parked(message_ids: tuple[str, ...], replay_all: bool) -> None:
+    """Put parked messages back in line, with fresh attempts.
+
+    Replies the bot already got confirmed are not sent again. The app's worker
+    picks them up within a second or two.
+    """
+    inbox = current_app.extensions["spectrum"].inbox
+    if replay_all:
+        message_ids = tuple(status.message_id for status in inbox.parked(limit=1_000_000))
+    elif not message_ids:
+        raise click.UsageError("name the message ids to replay, or pass --all")
+    missing = [m for m in message_ids if not inbox.replay(m)]
+    click.echo(f"replayed {len(message_ids) - len(missing)} message(s)")
+    if missing:
+        raise click.ClickException(f"not parked, left alone: {', '.join(missing)}")
+
+
 def add_optional_commands(group: AppGroup) -> None:
     """Commands whose module the generator leaves out when not chosen (tunnel: none)."""
     if importlib.util.find_spec(f"{__package__}.tunnel") is not None:

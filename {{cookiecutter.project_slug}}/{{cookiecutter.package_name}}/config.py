@@ -37,6 +37,7 @@ class Settings:
     inbox_path: Path | None = None  # default: <instance folder>/inbox.sqlite3
     worker_threads: int = 4
     max_attempts: int = 5
+    lease_seconds: int = 60
     retention_seconds: int = 3 * 24 * 3600
     start_worker: bool = True
     log_level: str = "INFO"
@@ -64,6 +65,7 @@ class Settings:
             inbox_path=Path(inbox_path) if inbox_path else None,
             worker_threads=_positive_int(environ, "SPECTRUM_WORKER_THREADS", cls.worker_threads),
             max_attempts=_positive_int(environ, "SPECTRUM_MAX_ATTEMPTS", cls.max_attempts),
+            lease_seconds=_positive_int(environ, "SPECTRUM_LEASE_SECONDS", cls.lease_seconds),
             retention_seconds=_positive_int(
                 environ, "SPECTRUM_RETENTION_SECONDS", cls.retention_seconds
             ),

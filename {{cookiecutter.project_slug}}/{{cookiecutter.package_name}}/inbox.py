@@ -60,6 +60,7 @@ class Status:
     state: str
     attempts: int
     outcome: dict[str, Any] | None
+    received_at: float | None = None
 
 
 class Inbox(Protocol):
@@ -70,9 +71,13 @@ class Inbox(Protocol):
     def save_progress(
         self, claim: Claim, replies: list[dict[str, Any]], lease_seconds: float
     ) -> bool: ...
+    def renew(self, claim: Claim, lease_seconds: float) -> bool: ...
+    def release(self, claim: Claim) -> None: ...
     def done(self, claim: Claim, outcome: dict[str, Any]) -> None: ...
     def retry(self, claim: Claim, error: str, delay: float, park: bool) -> None: ...
     def status(self, message_id: str) -> Status | None: ...
+    def parked(self, limit: int = 100) -> list[Status]: ...
+    def replay(self, message_id: str) -> bool: ...
     def purge(self, older_than: float) -> int: ...
     def ping(self) -> None: ...
 
@@ -157,6 +162,22 @@ class SQLiteInbox:
         )
         return cursor.rowcount == 1
 
+    def renew(self, claim: Claim, lease_seconds: float) -> bool:
+        """Extend the lease of a message still in hand; False if it was taken over."""
+        cursor = self._run(
+            "UPDATE inbox SET available_at = ? WHERE message_id = ? AND claim_token = ?",
+            (time.time() + lease_seconds, claim.message_id, claim.token),
+        )
+        return cursor.rowcount == 1
+
+    def release(self, claim: Claim) -> None:
+        """Give a message back unfinished (shutting down): ready at once, attempt not counted."""
+        self._run(
+            "UPDATE inbox SET state = 'pending', available_at = ?, attempts = attempts - 1,"
+            " claim_token = NULL WHERE message_id = ? AND claim_token = ?",
+            (time.time(), claim.message_id, claim.token),
+        )
+
     def done(self, claim: Claim, outcome: dict[str, Any]) -> None:
         # The token check keeps a worker whose lease expired from finishing twice.
         self._run(
@@ -183,12 +204,34 @@ class SQLiteInbox:
 
     def status(self, message_id: str) -> Status | None:
         row = self._run(
-            "SELECT message_id, state, attempts, outcome FROM inbox WHERE message_id = ?",
+            "SELECT message_id, state, attempts, outcome, received_at FROM inbox"
+            " WHERE message_id = ?",
             (message_id,),
         ).fetchone()
         if row is None:
             return None
-        return Status(row[0], row[1], row[2], json.loads(row[3]) if row[3] else None)
+        return Status(row[0], row[1], row[2], json.loads(row[3]) if row[3] else None, row[4])
+
+    def parked(self, limit: int = 100) -> list[Status]:
+        """Messages that failed every attempt, oldest first."""
+        rows = self._run(
+            "SELECT message_id, state, attempts, outcome, received_at FROM inbox"
+            " WHERE state = 'failed' ORDER BY received_at LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [Status(r[0], r[1], r[2], json.loads(r[3]) if r[3] else None, r[4]) for r in rows]
+
+    def replay(self, message_id: str) -> bool:
+        """Put a parked message back in line with fresh attempts; False if it is not parked.
+
+        Replies already confirmed stay recorded, so they are not sent again.
+        """
+        cursor = self._run(
+            "UPDATE inbox SET state = 'pending', attempts = 0, available_at = ?,"
+            " finished_at = NULL WHERE message_id = ? AND state = 'failed'",
+            (time.time(), message_id),
+        )
+        return cursor.rowcount == 1
 
     def purge(self, older_than: float) -> int:
         """Forget finished messages (and so their dedupe keys) older than a cut-off."""

@@ -46,7 +46,7 @@ class Worker:
         threads: int = 4,
         max_attempts: int = 5,
         retention_seconds: float = 3 * 24 * 3600,
-        lease_seconds: float = 120.0,
+        lease_seconds: float = 60.0,
         poll_seconds: float = 1.0,
         replies_reason: str = "",
     ) -> None:
@@ -64,12 +64,16 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
         self._next_purge = 0.0
+        self._held: dict[str, Claim] = {}  # claims in hand, kept alive by the heartbeat
+        self._held_lock = threading.Lock()
 
     def process_one(self) -> bool:
         """Handle the next ready message, if any. Returns False when there was none."""
         claim = self.inbox.claim(self.lease_seconds)
         if claim is None:
             return False
+        with self._held_lock:
+            self._held[claim.message_id] = claim
         try:
             outcome = self._handle(claim)
         except LeaseLost:
@@ -80,6 +84,9 @@ class Worker:
             self._failed(claim, exc)
         else:
             self.inbox.done(claim, outcome)
+        finally:
+            with self._held_lock:
+                self._held.pop(claim.message_id, None)
         return True
 
     def _handle(self, claim: Claim) -> dict[str, object]:
@@ -156,6 +163,11 @@ class Worker:
                 )
                 thread.start()
                 self._threads.append(thread)
+            heartbeat = threading.Thread(
+                target=self._heartbeat, name="spectrum-heartbeat", daemon=True
+            )
+            heartbeat.start()
+            self._threads.append(heartbeat)
             log.info(
                 "worker started pid=%d threads=%d replies=%s%s",
                 os.getpid(),
@@ -165,7 +177,11 @@ class Worker:
             )
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Let each thread finish the message it holds, then stop the replier."""
+        """Let each thread finish the message it holds, give back the rest, stop the replier.
+
+        A message still in hand at the deadline goes back to the inbox unfinished,
+        for another worker to take at once instead of after its lease.
+        """
         self._stopping.set()
         with self._wake:
             self._wake.notify_all()
@@ -173,7 +189,26 @@ class Worker:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads = [t for t in self._threads if t.is_alive()]
+        with self._held_lock:
+            unfinished, self._held = list(self._held.values()), {}
+        for claim in unfinished:
+            log.warning(
+                "released message_id=%s unfinished at shutdown", json.dumps(claim.message_id)
+            )
+            self.inbox.release(claim)
         self.replier.close()
+
+    def _heartbeat(self) -> None:
+        # Renew the lease of every message in hand well before it runs out, so a slow
+        # bot keeps its message while a crashed worker's messages come back quickly.
+        while not self._stopping.wait(self.lease_seconds / 3):
+            with self._held_lock:
+                held = list(self._held.values())
+            for claim in held:
+                try:
+                    self.inbox.renew(claim, self.lease_seconds)
+                except InboxUnavailable as exc:
+                    log.warning("could not renew a lease: %s", exc)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
