@@ -110,15 +110,27 @@ class SQLiteInbox:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
             db.execute("PRAGMA busy_timeout = 5000")
-            # FULL: a 2xx is final for Spectrum, so an accepted row must survive power loss.
-            db.execute("PRAGMA synchronous = FULL")
             _initialise(db)
-            self._local.db = db
+            self._local.db, self._local.durable = db, None
         return db
 
-    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+    def _run(
+        self, sql: str, params: tuple[Any, ...] = (), *, durable: bool = False
+    ) -> sqlite3.Cursor:
+        """Run one statement; `durable` ones are on disk before it returns.
+
+        A 2xx is final for Spectrum, so an accepted row must survive power loss
+        (synchronous FULL: the WAL is synced at commit). The worker's bookkeeping
+        only has to survive a crashed process, which NORMAL already gives in WAL
+        mode; the next durable commit syncs it too. One sync per message instead
+        of five keeps the webhook's answers fast while workers are busy.
+        """
         try:
-            return self._db().execute(sql, params)
+            db = self._db()
+            if self._local.durable is not durable:
+                db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+                self._local.durable = durable
+            return db.execute(sql, params)
         except (sqlite3.Error, OSError) as exc:
             self._local.db = None  # reconnect next time: the file may come back
             raise InboxUnavailable(f"{type(exc).__name__}: {exc}") from exc
@@ -131,6 +143,7 @@ class SQLiteInbox:
             " (message_id, webhook_id, payload, available_at, received_at)"
             " VALUES (?, ?, ?, ?, ?)",
             (message_id, webhook_id, payload, now, now),
+            durable=True,
         )
         return cursor.rowcount == 1
 

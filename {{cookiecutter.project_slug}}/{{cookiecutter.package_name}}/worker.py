@@ -99,7 +99,8 @@ class Worker:
         for index, reply in enumerate(replies):
             if reply["receipt"] is None:
                 reply["receipt"] = self._send(message, reply["content"], index)
-                self._save(claim, replies)
+                if index < len(replies) - 1:  # the last receipt is saved with `done`
+                    self._save(claim, replies)
         log.info(
             "handled message_id=%s content=%s replies=%d",
             json.dumps(message.id),

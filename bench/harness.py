@@ -1,0 +1,273 @@
+"""A baked bot under real gunicorn, driven over HTTP, with what it did read back.
+
+Shared by `bench/inbox_load.py` and the template's crash test. Everything is
+real and local: the baked project (with its bot.py made slow, as a user's bot
+calling an API would be), gunicorn, the SQLite inbox, the Node reply bridge with
+only the platform call replaced (its test mode writes each send to a file), and
+the project's own stand-in Spectrum cloud on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cookiecutter.main import cookiecutter
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+SECRET = "b" * 64
+
+SLOW_BOT = '''"""A bot that takes its time, like one that calls a slow API (BOT_SLEEP seconds)."""
+
+import os
+import time
+
+from .dispatch import Bot
+from .events import Message, Text
+
+bot = Bot()
+
+
+@bot.on(Text)
+def echo(message: Message, content: Text) -> str:
+    time.sleep(float(os.environ.get("BOT_SLEEP", "1")))
+    return f"You said: {content.text}"
+'''
+
+
+def bake(into: Path) -> Path:
+    """The default project, its bridge installed, its bot made slow."""
+    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(into)))
+    (project / "my_spectrum_bot" / "bot.py").write_text(SLOW_BOT)
+    done = subprocess.run(
+        ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+        cwd=project / "bridge",
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        raise RuntimeError(f"npm ci failed:\n{done.stderr[-2000:]}")
+    return project
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Served:
+    """gunicorn running the baked app; can be killed (-9) and started again."""
+
+    def __init__(self, project: Path, work: Path, **env: str) -> None:
+        sys.path.insert(0, str(project / "tests"))
+        from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
+
+        sys.path.pop(0)
+        self.cloud = FakeSpectrum()
+        self.project = project
+        self.port = free_port()
+        self.inbox = work / "inbox.sqlite3"
+        self.sends = work / "sends.jsonl"
+        self.log_path = work / "gunicorn.log"
+        self.env = {
+            "PATH": f"{Path(shutil.which('node') or 'node').parent}:/usr/bin:/bin",
+            "PORT": str(self.port),
+            "SPECTRUM_SIGNING_SECRET": SECRET,
+            "SPECTRUM_INBOX_PATH": str(self.inbox),
+            "SPECTRUM_PROJECT_ID": PROJECT_ID,
+            "SPECTRUM_PROJECT_SECRET": PROJECT_SECRET,
+            "SPECTRUM_CLOUD_URL": self.cloud.url,
+            "SPECTRUM_BRIDGE_TEST_SENDS": str(self.sends),
+            "WEB_CONCURRENCY": "2",
+            "LOG_LEVEL": "WARNING",
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "gunicorn.conf.py",
+                "--access-logfile",
+                "/dev/null",
+            ],
+            cwd=self.project,
+            env=self.env,
+            stdout=self.log_path.open("a"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200 and len(self.workers()) == 2:
+                    return
+            except OSError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not come up:\n" + self.log())
+            time.sleep(0.1)
+
+    def workers(self) -> list[int]:
+        assert self.process is not None
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+    def kill_worker(self) -> int:
+        victim = self.workers()[0]
+        os.kill(victim, signal.SIGKILL)
+        return victim
+
+    def kill_everything(self) -> None:
+        """kill -9 the master and its workers at once, as a crashed machine would."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.cloud.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    # -- what happened -------------------------------------------------------
+
+    def states(self) -> dict[str, str]:
+        with sqlite3.connect(self.inbox, timeout=10) as db:
+            return dict(db.execute("SELECT message_id, state FROM inbox"))
+
+    def taken_over(self) -> int:
+        """Messages that needed more than one claim (their worker died or gave them back)."""
+        with sqlite3.connect(self.inbox, timeout=10) as db:
+            return db.execute("SELECT count(*) FROM inbox WHERE attempts > 1").fetchone()[0]
+
+    def sent_keys(self) -> Counter[str]:
+        if not self.sends.exists():
+            return Counter()
+        keys = []
+        for line in self.sends.read_text().splitlines():
+            with contextlib.suppress(ValueError):  # a line cut short by a kill
+                keys.append(json.loads(line)["key"])
+        return Counter(keys)
+
+    def wait_until_drained(self, accepted: set[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = self.states()
+            if all(states.get(m) == "done" for m in accepted):
+                return
+            time.sleep(0.2)
+
+
+def delivery(message_id: str, text: str) -> bytes:
+    space = {"id": "any;-;+15550100", "platform": "iMessage", "type": "dm", "phone": "+15551234567"}
+    message = {
+        "id": message_id,
+        "platform": "iMessage",
+        "direction": "inbound",
+        "timestamp": "2026-05-14T19:06:32.000Z",
+        "sender": {"id": "+15550100", "platform": "iMessage"},
+        "space": space,
+        "content": {"type": "text", "text": text},
+    }
+    body = {"event": "messages", "space": space, "message": message}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def signed(body: bytes) -> dict[str, str]:
+    import hashlib
+    import hmac
+
+    timestamp = str(int(time.time()))
+    digest = hmac.new(SECRET.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256)
+    return {
+        "Content-Type": "application/json",
+        "X-Spectrum-Timestamp": timestamp,
+        "X-Spectrum-Signature": f"v0={digest.hexdigest()}",
+        "X-Spectrum-Webhook-Id": "60d6d04f-f9fa-4a7b-9c97-37c9c90ce91c",
+    }
+
+
+@dataclass
+class Load:
+    """Open-loop load: deliveries sent on a fixed schedule, whatever the answers take."""
+
+    port: int
+    path: str = "/spectrum-webhook"
+    senders: int = 16
+    results: list[tuple[str, int, float]] = field(default_factory=list)  # id, status, seconds
+
+    def run(self, plan: list[str], rate: float) -> float:
+        """POST each message id of `plan` (repeats are duplicates) at `rate` per second."""
+        lock = threading.Lock()
+        start = time.monotonic() + 0.2
+        slots = iter(enumerate(plan))
+
+        def sender() -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            while True:
+                with lock:
+                    item = next(slots, None)
+                if item is None:
+                    return
+                n, message_id = item
+                due = start + n / rate
+                time.sleep(max(0.0, due - time.monotonic()))
+                body = delivery(message_id, f"hello {message_id}")
+                began = time.monotonic()
+                try:
+                    conn.request("POST", self.path, body=body, headers=signed(body))
+                    response = conn.getresponse()
+                    response.read()
+                    status = response.status
+                except OSError:
+                    status = 0  # refused or reset: the worker we killed held this connection
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                with lock:
+                    self.results.append((message_id, status, time.monotonic() - began))
+
+        threads = [threading.Thread(target=sender) for _ in range(self.senders)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return time.monotonic() - start
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] if ordered else 0.0

@@ -1,0 +1,97 @@
+"""Load and fault benchmark: ack latency, lost and doubled messages with a worker killed.
+
+    .venv/bin/python bench/inbox_load.py [--rate 200] [--seconds 10] [--bot-sleep 1]
+
+Bakes the default project (SQLite inbox, Node reply bridge in test mode), makes
+its bot sleep --bot-sleep seconds per message, serves it with gunicorn (2
+workers) and sends signed deliveries at --rate per second for --seconds, one in
+ten a repeat of an earlier message (Spectrum's at-least-once). Halfway through,
+one gunicorn worker is killed with SIGKILL; gunicorn starts another. Deliveries
+that got no answer (the killed worker's connections) are sent again, as
+Spectrum retries them. Then it waits for the inbox to drain and prints:
+requests/s, ack latency p50/p99, messages lost (acknowledged but never
+answered by the bot) and messages handled twice (a reply sent more than once).
+Targets (issue 5): p99 under 50 ms at 200/s, none lost, none handled twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from harness import Load, Served, bake, percentile  # bench/ is on sys.path when run as a script
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--bot-sleep", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=128, help="bot threads per worker")
+    parser.add_argument("--no-kill", action="store_true", help="leave the workers alone")
+    args = parser.parse_args()
+
+    count = int(args.rate * args.seconds)
+    ids = [f"bench-{n}" for n in range(count)]
+    rng = random.Random(5)
+    plan = [rng.choice(ids[: n + 1]) if n and n % 10 == 0 else ids[n] for n in range(count)]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        project = bake(Path(tmp))
+        served = Served(
+            project,
+            Path(tmp),
+            BOT_SLEEP=str(args.bot_sleep),
+            SPECTRUM_WORKER_THREADS=str(args.threads),
+            SPECTRUM_LEASE_SECONDS="5",
+        )
+        try:
+            served.start()
+            load = Load(served.port)
+            killed: list[int] = []
+            if not args.no_kill:
+                timer = threading.Timer(
+                    args.seconds / 2, lambda: killed.append(served.kill_worker())
+                )
+                timer.start()
+            elapsed = load.run(plan, args.rate)
+            unanswered = [m for m, status, _ in load.results if status == 0 or status >= 500]
+            if unanswered:  # Spectrum retries what got no 2xx
+                Load(served.port, results=load.results).run(unanswered, args.rate)
+            accepted = {m for m, status, _ in load.results if status == 202}
+            drain = args.bot_sleep * len(accepted) / (2 * args.threads) + 60
+            served.wait_until_drained(accepted, timeout=drain)
+            states = served.states()
+            keys = served.sent_keys()
+            taken_over = served.taken_over()
+        finally:
+            served.close()
+
+    acks = [seconds for _, status, seconds in load.results if 200 <= status < 300]
+    statuses = sorted({status for _, status, _ in load.results})
+    lost = [m for m in accepted if states.get(m) != "done" or keys[f"{m}#0"] == 0]
+    twice = [k for k, n in keys.items() if n > 1]
+    p50, p99 = percentile(acks, 50) * 1000, percentile(acks, 99) * 1000
+    print(
+        f"deliveries       : {len(plan)} sent in {elapsed:.1f} s ({len(plan) / elapsed:.0f}/s), "
+        f"{len(plan) - len(set(plan))} of them repeats; statuses seen {statuses}"
+    )
+    print(
+        f"worker killed    : {'pid ' + str(killed[0]) if killed else 'none'}; "
+        f"{len(unanswered)} deliveries got no answer and were sent again; "
+        f"{taken_over} messages taken over from it by the other workers"
+    )
+    print(f"ack latency      : p50 {p50:.1f} ms, p99 {p99:.1f} ms (2xx answers)")
+    print(f"messages lost    : {len(lost)} of {len(accepted)} accepted")
+    print(f"handled twice    : {len(twice)}" + (f" {twice[:5]}" if twice else ""))
+    met = p99 < 50 and not lost and not twice and args.rate >= 200
+    print(f"targets (p99 < 50 ms at >= 200/s, none lost, none twice): {'met' if met else 'MISSED'}")
+    sys.exit(0 if met else 1)
+
+
+if __name__ == "__main__":
+    main()
