@@ -47,10 +47,11 @@ def echo(message: Message, content: Text) -> str:
 '''
 
 
-def bake(into: Path) -> Path:
-    """The default project, its bridge installed, its bot made slow."""
+def bake(into: Path, slow_bot: bool = True) -> Path:
+    """The default project with its bridge installed (and its bot made slow)."""
     project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(into)))
-    (project / "my_spectrum_bot" / "bot.py").write_text(SLOW_BOT)
+    if slow_bot:
+        (project / "my_spectrum_bot" / "bot.py").write_text(SLOW_BOT)
     done = subprocess.run(
         ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
         cwd=project / "bridge",

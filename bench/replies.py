@@ -17,31 +17,16 @@ import argparse
 import importlib
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from cookiecutter.main import cookiecutter
+from harness import bake  # bench/ is on sys.path when run as a script
 
-TEMPLATE = Path(__file__).resolve().parent.parent
 TARGET_RATE = 1000.0
 TARGET_RATIO = 20.0
-
-
-def bake(into: Path) -> Path:
-    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(into)))
-    done = subprocess.run(
-        ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
-        cwd=project / "bridge",
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        sys.exit(f"npm ci failed in {project / 'bridge'}:\n{done.stderr[-2000:]}")
-    return project
 
 
 def main() -> None:
@@ -55,7 +40,7 @@ def main() -> None:
         sys.exit("node is not on PATH: install Node 22")
 
     with tempfile.TemporaryDirectory() as tmp:
-        project = bake(Path(tmp))
+        project = bake(Path(tmp), slow_bot=False)
         sys.path[:0] = [str(project), str(project / "tests")]
         bridge_mod = importlib.import_module("my_spectrum_bot.bridge")
         events = importlib.import_module("my_spectrum_bot.events")

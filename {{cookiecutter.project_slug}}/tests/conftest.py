@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -14,6 +15,8 @@ from werkzeug.test import TestResponse
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.dispatch import Bot
+from {{ cookiecutter.package_name }}.events import Message, Text
 from {{ cookiecutter.package_name }}.samples import encode, text_delivery
 from {{ cookiecutter.package_name }}.verify import signed_headers
 
@@ -27,6 +30,20 @@ SECRET = "5f0c1e5b8a2d4c6e9f1a3b5c7d9e0f2a4b6c8d0e1f3a5b7c9d1e3f5a7b9c0d2e"
 OLD_SECRET = "e5f6506a3a2912b1638f46c4afc48580ee967762cca5b2c2fbdf971caed2c829"
 
 Post = Callable[..., TestResponse]
+
+
+class BlockingBot(Bot):
+    """A bot whose Text handler waits for `release`; `started` is set once it is in it."""
+
+    def __init__(self, timeout: float = 10) -> None:
+        super().__init__()
+        self.started, self.release = threading.Event(), threading.Event()
+
+        @self.on(Text)
+        def wait(message: Message, content: Text) -> str:
+            self.started.set()
+            self.release.wait(timeout)
+            return "done"
 
 
 def unused_port() -> int:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import BlockingBot
 
 from {{ cookiecutter.package_name }}.dispatch import Bot
 from {{ cookiecutter.package_name }}.events import Message, Text
@@ -183,15 +184,8 @@ def test_parked_messages_can_be_listed_and_replayed(inbox: SQLiteInbox) -> None:
 
 def test_a_slow_bot_keeps_its_message(inbox: SQLiteInbox) -> None:
     """The heartbeat renews the lease, so no second worker takes a message in hand."""
-    started, release = threading.Event(), threading.Event()
-    bot = Bot()
-
-    @bot.on(Text)
-    def slow(message: Message, content: Text) -> str:
-        started.set()
-        release.wait(5)
-        return "done"
-
+    bot = BlockingBot(timeout=5)
+    started, release = bot.started, bot.release
     worker = Worker(inbox, bot, LogReplier(), threads=1, lease_seconds=0.3, poll_seconds=0.01)
     inbox.accept("m-1", payload())
     worker.start()
@@ -212,15 +206,8 @@ def test_a_crashed_workers_message_comes_back_after_its_lease(inbox: SQLiteInbox
 
 
 def test_stop_gives_back_what_it_could_not_finish(inbox: SQLiteInbox) -> None:
-    started, release = threading.Event(), threading.Event()
-    bot = Bot()
-
-    @bot.on(Text)
-    def stuck(message: Message, content: Text) -> str:
-        started.set()
-        release.wait(5)
-        return "too late"
-
+    bot = BlockingBot(timeout=5)
+    started, release = bot.started, bot.release
     worker = Worker(inbox, bot, LogReplier(), threads=1, poll_seconds=0.01)
     inbox.accept("m-1", payload())
     worker.start()

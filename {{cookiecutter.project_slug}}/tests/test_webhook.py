@@ -6,7 +6,6 @@ import dataclasses
 import io
 import json
 import re
-import threading
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from conftest import (
     SECRET,
     TOLERANCE_SECONDS,
     WEBHOOK_PATH,
+    BlockingBot,
     Post,
 )
 from flask import Flask
@@ -25,8 +25,6 @@ from werkzeug.test import TestResponse
 
 from {{ cookiecutter.package_name }} import Runtime, create_app
 from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.dispatch import Bot
-from {{ cookiecutter.package_name }}.events import Message, Text
 from {{ cookiecutter.package_name }}.replies import LogReplier
 from {{ cookiecutter.package_name }}.samples import delivery, encode, text_delivery
 from {{ cookiecutter.package_name }}.verify import signed_headers
@@ -57,15 +55,8 @@ def test_the_bot_runs_after_the_answer(app: Flask, post: Post) -> None:
 
 def test_a_slow_bot_does_not_hold_up_the_answer(app: Flask, post: Post) -> None:
     """The handler is still blocked when Spectrum gets its 202: the work is decoupled."""
-    started, release = threading.Event(), threading.Event()
-    slow_bot = Bot()
-
-    @slow_bot.on(Text)
-    def slow(message: Message, content: Text) -> str:
-        started.set()
-        release.wait(10)
-        return "done"
-
+    slow_bot = BlockingBot()
+    started, release = slow_bot.started, slow_bot.release
     worker = Worker(runtime(app).inbox, slow_bot, LogReplier(), threads=1, poll_seconds=0.05)
     worker.start()
     try:
