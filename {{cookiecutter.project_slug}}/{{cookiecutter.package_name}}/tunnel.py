@@ -263,7 +263,8 @@ def run_loop(
             stack.enter_context(undo("stop the app", app.stop))
             app.start(env)
 
-        click.echo(f"\nSpectrum delivers to {webhook_url}")
+        registered = "Spectrum delivers to" if api else "once registered, Spectrum delivers to"
+        click.echo(f"\n{registered} {webhook_url}")
         click.echo("send a message to your Spectrum number; Ctrl-C stops and cleans up")
         wait(app)
 
