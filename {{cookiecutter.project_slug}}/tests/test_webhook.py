@@ -235,6 +235,33 @@ def test_storage_unavailable_means_503_then_recovers(settings: Settings, tmp_pat
     assert send().status_code == 202
 
 
+def test_a_full_disk_means_503_with_the_reason_then_recovers(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLite's own limit stands in for a full disk: the same SQLITE_FULL error."""
+    client, inbox = app.test_client(), runtime(app).inbox
+    inbox.ping()  # the test client runs requests in this thread: the same connection
+    pages = inbox._db().execute("PRAGMA page_count").fetchone()[0]
+    inbox._db().execute(f"PRAGMA max_page_count = {pages}")
+    big = encode(text_delivery("x" * 200_000, message_id="m-big"))
+
+    def send(body: bytes) -> TestResponse:
+        return client.post(
+            WEBHOOK_PATH, data=body, headers=signed_headers(SECRET, int(time.time()), body)
+        )
+
+    assert send(big).status_code == 503
+    assert (
+        'unavailable status=503 message_id="m-big" reason=OperationalError: database or disk is full'
+        in caplog.text
+    )
+    assert runtime(app).inbox.status("m-big") is None  # nothing half-stored
+
+    inbox._db().execute("PRAGMA max_page_count = 1073741823")  # space again
+    assert send(big).status_code == 202
+    assert runtime(app).inbox.status("m-big").state == "pending"
+
+
 def test_health(client: FlaskClient) -> None:
     assert client.get("/healthz").json == {"status": "ok"}
 
