@@ -112,14 +112,15 @@ def test_order_of_operations_and_cleanup_on_interrupt(loop, fake: FakeSpectrum, 
     assert fake.webhooks == {}
     registered = [r for r in fake.requests if r[0] == "POST" and r[1].endswith("/webhooks/")]
     assert len(registered) == 1
-    # The secret Spectrum returned is first in .env, and the app was started with it.
-    secrets = read_secrets(loop.env_path, SIGNING_SECRET_ENV)
-    assert len(secrets) == 2 and secrets[1] == "dev-secret"
-    assert recorder.env[SIGNING_SECRET_ENV] == ",".join(secrets)
+    # The app was started with the secret Spectrum returned first, the old one kept;
+    # once the webhook is deleted its secret leaves .env again.
+    new, old = recorder.env[SIGNING_SECRET_ENV].split(",")
+    assert len(new) == 64 and old == "dev-secret"
+    assert read_secrets(loop.env_path, SIGNING_SECRET_ENV) == ["dev-secret"]
     assert loop.known.all() == {}  # forgotten with the webhook
     out = capsys.readouterr().out
     assert f"Spectrum delivers to {WEBHOOK_URL}" in out
-    assert "deleted webhook" in out
+    assert "and dropped its secret from .env" in out
 
 
 def test_the_webhook_is_deleted_when_the_app_fails_to_start(loop, fake: FakeSpectrum) -> None:
@@ -133,7 +134,10 @@ def test_the_webhook_is_deleted_when_the_app_fails_to_start(loop, fake: FakeSpec
 def test_keep_leaves_the_webhook(loop, fake: FakeSpectrum) -> None:
     with pytest.raises(KeyboardInterrupt):
         loop(Recorder(fake), keep=True)
-    assert [w["webhookUrl"] for w in fake.webhooks.values()] == [WEBHOOK_URL]
+    (webhook,) = fake.webhooks.values()
+    assert webhook["webhookUrl"] == WEBHOOK_URL
+    secrets = read_secrets(loop.env_path, SIGNING_SECRET_ENV)
+    assert secrets == [webhook["signingSecret"], "dev-secret"]  # still needed
 
 
 def test_a_url_registered_elsewhere_is_replaced(loop, fake: FakeSpectrum, capsys) -> None:
@@ -352,6 +356,7 @@ def test_command_end_to_end(tmp_path: Path, fake: FakeSpectrum, stop_signal) -> 
         if command.process.poll() is None:
             command.process.kill()
     assert fake.webhooks == {}
+    assert read_secrets(tmp_path / ".env", SIGNING_SECRET_ENV) == ["dev-secret"]
     assert command.ngrok_calls() == ["forward", "disconnect"]
     assert "Traceback" not in command.text()
     assert unused_port_is_free(command.port)

@@ -19,6 +19,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,7 +30,7 @@ from typing import Protocol
 import click
 
 from .config import SIGNING_SECRET_ENV, WEBHOOK_PATH
-from .envfile import KnownWebhooks, digest, read_secrets, save_registration
+from .envfile import KnownWebhooks, digest, drop_secret, read_secrets, save_registration
 from .management import DEFAULT_API_URL, APIError, ManagementAPI, Webhook
 
 TOKEN_ENV = "NGROK_AUTHTOKEN"
@@ -106,8 +107,6 @@ def app_answers(port: int) -> bool:
 
 
 def port_taken(port: int) -> bool:
-    import socket
-
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
@@ -122,8 +121,8 @@ class AppProcess:
 
     def start(self, env: dict[str, str]) -> None:
         command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--workers", "2"]
-        # Its own session: Ctrl-C reaches only this command, which then stops the app
-        # gracefully (SIGTERM) after the webhook is gone.
+        # Its own session: Ctrl-C reaches only this command, which stops the app
+        # gracefully (SIGTERM, letting it finish its messages) as its first clean-up step.
         self.process = subprocess.Popen(
             command, env={**env, "PORT": str(self.port)}, start_new_session=True
         )
@@ -242,7 +241,10 @@ def run_loop(
                 )
             if not keep:
                 stack.enter_context(
-                    undo(f"delete webhook {webhook.id}", lambda: delete(api, known, webhook))
+                    undo(
+                        f"delete webhook {webhook.id}",
+                        lambda: delete(api, known, env_path, webhook),
+                    )
                 )
             click.echo(f"registered {webhook.id}  {webhook_url}")
 
@@ -269,10 +271,14 @@ def run_loop(
         wait(app)
 
 
-def delete(api: ManagementAPI, known: KnownWebhooks, webhook: Webhook) -> None:
+def delete(api: ManagementAPI, known: KnownWebhooks, env_path: Path, webhook: Webhook) -> None:
+    """Delete the webhook and drop its secret, so `.env` does not grow by one each run."""
     api.delete(webhook.id)
-    known.forget(webhook.id)  # its secret stays in .env: retries signed with it may still come
-    click.echo(f"deleted webhook {webhook.id}")
+    entry = known.forget(webhook.id)
+    if entry and drop_secret(env_path, SIGNING_SECRET_ENV, entry["secret_sha256"]):
+        click.echo(f"deleted webhook {webhook.id} and dropped its secret from .env")
+    else:
+        click.echo(f"deleted webhook {webhook.id}")
 
 
 def interrupt(signum: int, frame: object) -> None:
