@@ -22,6 +22,7 @@ OPTIONAL_FILES = {
         "tests/test_bridge_node.py",
         "tests/fake_bridge.py",
     ],
+    ("inbox", "redis"): [f"{ANSWERS['package_name']}/redis_inbox.py", "tests/test_redis_app.py"],
     ("tunnel", "ngrok"): [
         f"{ANSWERS['package_name']}/tunnel.py",
         "tests/test_tunnel.py",

@@ -47,6 +47,7 @@ def problems(answers):
 
     for field, choices in (
         ("reply_bridge", ("spectrum-ts", "none")),
+        ("inbox", ("sqlite", "redis")),
         ("tunnel", ("ngrok", "none")),
         ("dockerfile", ("yes", "no")),
     ):

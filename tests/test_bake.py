@@ -29,6 +29,7 @@ OPTIONAL_FILES = {
         "tests/test_bridge_node.py",
         "tests/fake_bridge.py",
     ],
+    ("inbox", "redis"): ["my_spectrum_bot/redis_inbox.py"],
     ("tunnel", "ngrok"): ["my_spectrum_bot/tunnel.py", "tests/test_tunnel.py", "tests/fake_ngrok"],
 }
 

@@ -46,10 +46,14 @@ def on_starting(server):
 
 def post_worker_init(worker):
     # Start handling stored messages at once, including any a crashed worker left.
-    worker.wsgi.extensions["spectrum"].worker.start()
+    # (With Redis there is nothing to start here: `flask spectrum worker` runs the bot.)
+    bot_worker = worker.wsgi.extensions["spectrum"].worker
+    if bot_worker is not None:
+        bot_worker.start()
 
 
 def worker_exit(server, worker):
     app = getattr(worker, "wsgi", None)
-    if app is not None:
-        app.extensions["spectrum"].worker.stop(timeout=graceful_timeout - 5)
+    bot_worker = app.extensions["spectrum"].worker if app is not None else None
+    if bot_worker is not None:
+        bot_worker.stop(timeout=graceful_timeout - 5)

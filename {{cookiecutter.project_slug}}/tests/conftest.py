@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,11 +48,37 @@ class BlockingBot(Bot):
             return "done"
 
 
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def unused_port() -> int:
     """A port on 127.0.0.1 that nothing listens on, for connection-refused cases."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A real redis-server on 127.0.0.1, for the Redis inbox; its URL."""
+    program = shutil.which("redis-server")
+    if program is None:
+        pytest.skip("redis-server is not installed (apt install redis-server; CI installs it)")
+    port = unused_port()
+    server = subprocess.Popen(
+        [program, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not listening(port):
+        if server.poll() is not None or time.monotonic() > deadline:
+            pytest.skip(f"redis-server did not start on port {port}")
+        time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    server.terminate()
+    server.wait()
 
 
 @pytest.fixture
@@ -68,6 +96,7 @@ def settings(tmp_path) -> Settings:
         tolerance_seconds=TOLERANCE_SECONDS,
         max_body_bytes=MAX_BODY_BYTES,
         inbox_path=tmp_path / "inbox.sqlite3",
+        redis_url="",  # these tests use the SQLite inbox; test_inbox_contract.py covers both
         start_worker=False,  # tests drive the worker by hand
     )
 

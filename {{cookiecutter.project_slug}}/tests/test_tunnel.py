@@ -309,6 +309,7 @@ class Command:
             "SPECTRUM_PROJECT_SECRET": PROJECT_SECRET,
             "SPECTRUM_API_URL": fake.url,
             "SPECTRUM_INBOX_PATH": str(tmp_path / "inbox.sqlite3"),
+            "REDIS_URL": "",  # the SQLite inbox, whichever this project defaults to
             "WEB_CONCURRENCY": "1",
             **env,
         }

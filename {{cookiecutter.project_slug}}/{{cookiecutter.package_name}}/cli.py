@@ -291,11 +291,15 @@ def replay_parked(message_ids: tuple[str, ...], replay_all: bool) -> None:
 
 
 def add_optional_commands(group: AppGroup) -> None:
-    """Commands whose module the generator leaves out when not chosen (tunnel: none)."""
+    """Commands whose module the generator leaves out when not chosen."""
     if importlib.util.find_spec(f"{__package__}.tunnel") is not None:
         from .tunnel import tunnel
 
         group.add_command(tunnel)
+    if importlib.util.find_spec(f"{__package__}.redis_inbox") is not None:
+        from .redis_inbox import worker_command
+
+        group.add_command(worker_command)
 
 
 add_optional_commands(spectrum)

@@ -18,6 +18,8 @@ WEBHOOK_PATH = "{{ cookiecutter.webhook_path }}"
 SIGNING_SECRET_ENV = "{{ cookiecutter.signing_secret_env }}"
 DEFAULT_TOLERANCE_SECONDS = {{ cookiecutter.timestamp_tolerance_seconds }}
 DEFAULT_MAX_BODY_BYTES = {{ cookiecutter.max_body_bytes }}
+# Empty: the SQLite inbox. A redis:// URL: the Redis inbox (REDIS_URL overrides it).
+DEFAULT_REDIS_URL = "{{ 'redis://127.0.0.1:6379/0' if cookiecutter.inbox == 'redis' else '' }}"
 # bridge/ sits beside the package, at the project's root.
 DEFAULT_BRIDGE_DIR = Path(__file__).resolve().parent.parent / "bridge"
 
@@ -35,6 +37,7 @@ class Settings:
     tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     inbox_path: Path | None = None  # default: <instance folder>/inbox.sqlite3
+    redis_url: str = DEFAULT_REDIS_URL
     worker_threads: int = 4
     max_attempts: int = 5
     lease_seconds: int = 60
@@ -63,6 +66,7 @@ class Settings:
             ),
             max_body_bytes=_positive_int(environ, "SPECTRUM_MAX_BODY_BYTES", cls.max_body_bytes),
             inbox_path=Path(inbox_path) if inbox_path else None,
+            redis_url=environ.get("REDIS_URL", cls.redis_url).strip(),
             worker_threads=_positive_int(environ, "SPECTRUM_WORKER_THREADS", cls.worker_threads),
             max_attempts=_positive_int(environ, "SPECTRUM_MAX_ATTEMPTS", cls.max_attempts),
             lease_seconds=_positive_int(environ, "SPECTRUM_LEASE_SECONDS", cls.lease_seconds),

@@ -64,7 +64,8 @@ def receive() -> tuple[Response, int]:
         log.info("duplicate message_id=%s", json.dumps(message.id))
         return jsonify(status="duplicate", message_id=message.id), 200
 
-    runtime.worker.wake()
+    if runtime.worker is not None:
+        runtime.worker.wake()
     log.info(
         "accepted message_id=%s content=%s secret=%d",
         json.dumps(message.id),

@@ -1,12 +1,6 @@
-"""Background worker: claim a stored message, run the bot, send the replies, mark it done.
+"""Background worker for the SQLite inbox: claim a message, handle it, mark it done.
 
-Each step is recorded before the next one starts: the bot's replies once it has
-run, then each reply's receipt once the sender confirms it. A retry (after a
-failed reply, or a crash) carries on from there, so the bot runs to completion
-once per message and a confirmed reply is never sent twice. At most the one
-reply in flight at a crash can go out again.
-
-Runs as a few threads inside each gunicorn worker process, so the webhook can
+`handling.py` does the work on each message. Runs as a few threads inside each gunicorn worker process, so the webhook can
 answer Spectrum as soon as a delivery is stored. The threads are woken at once by
 the webhook in the same process, and poll now and then for messages accepted by
 other processes or left behind by a crashed one.
@@ -21,8 +15,8 @@ import threading
 import time
 
 from .dispatch import Bot
-from .events import Message, parse_event
-from .inbox import Claim, Inbox, InboxUnavailable
+from .handling import ReplyFailed, describe, handle_message
+from .inbox import Claim, InboxUnavailable, SQLiteInbox
 from .replies import Replier
 
 log = logging.getLogger(__name__)
@@ -32,14 +26,10 @@ class LeaseLost(Exception):
     """Another worker took the message over (this one was too slow): drop it."""
 
 
-class ReplyFailed(Exception):
-    """The sender did not confirm a reply; the message is tried again later."""
-
-
 class Worker:
     def __init__(
         self,
-        inbox: Inbox,
+        inbox: SQLiteInbox,
         bot: Bot,
         replier: Replier,
         *,
@@ -90,34 +80,9 @@ class Worker:
         return True
 
     def _handle(self, claim: Claim) -> dict[str, object]:
-        message = parse_event(json.loads(claim.payload)).message
-        assert message is not None  # the webhook only stores valid messages
-        replies = claim.replies
-        if replies is None:
-            replies = [{"content": c, "receipt": None} for c in self.bot.handle(message)]
-            self._save(claim, replies)
-        for index, reply in enumerate(replies):
-            if reply["receipt"] is None:
-                reply["receipt"] = self._send(message, reply["content"], index)
-                if index < len(replies) - 1:  # the last receipt is saved with `done`
-                    self._save(claim, replies)
-        log.info(
-            "handled message_id=%s content=%s replies=%d",
-            json.dumps(message.id),
-            message.content.type,
-            len(replies),
+        return handle_message(
+            claim.payload, claim.replies, self.bot, self.replier, lambda r: self._save(claim, r)
         )
-        return {"replies": replies}
-
-    def _send(self, message: Message, content: dict[str, str], index: int) -> dict[str, object]:
-        try:
-            # The key is the same on every attempt at this reply, so the bridge can
-            # tell a retry from a new reply.
-            return self.replier.send(message.space, content, key=f"{message.id}#{index}")
-        except Exception as exc:
-            raise ReplyFailed(
-                f"reply {index} to space_id={json.dumps(message.space.id)} not sent: {exc}"
-            ) from exc
 
     def _save(self, claim: Claim, replies: list[dict[str, object]]) -> None:
         if not self.inbox.save_progress(claim, replies, self.lease_seconds):
@@ -126,7 +91,7 @@ class Worker:
     def _failed(self, claim: Claim, exc: Exception) -> None:
         park = claim.attempts >= self.max_attempts
         delay = min(2.0**claim.attempts, 300.0)
-        error = str(exc) if isinstance(exc, ReplyFailed) else f"{type(exc).__name__}: {exc}"
+        error = describe(exc)
         if park:
             log.error(
                 "parked message_id=%s attempts=%d error=%s",

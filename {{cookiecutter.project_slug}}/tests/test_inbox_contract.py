@@ -1,0 +1,249 @@
+"""The same promises, kept by every inbox this project has (SQLite; Redis if generated).
+
+Each backend is driven the way it runs for real: the SQLite inbox by the app's
+worker threads, the Redis inbox by an RQ worker (in burst mode, in this process).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import listening, unused_port
+
+from {{ cookiecutter.package_name }}.dispatch import Bot
+from {{ cookiecutter.package_name }}.events import Message, Space, Text
+from {{ cookiecutter.package_name }}.inbox import InboxUnavailable, SQLiteInbox
+from {{ cookiecutter.package_name }}.samples import encode, text_delivery
+from {{ cookiecutter.package_name }}.worker import Worker
+
+HAS_REDIS = importlib.util.find_spec("{{ cookiecutter.package_name }}.redis_inbox") is not None
+BACKENDS = ["sqlite", "redis"] if HAS_REDIS else ["sqlite"]
+ATTEMPTS = 3
+
+
+class Sender:
+    """Confirms every reply except those told to fail, a given number of times."""
+
+    mode = "test"
+
+    def __init__(self) -> None:
+        self.failures: dict[str, int] = {}
+        self.sent: list[str] = []
+
+    def send(self, space: Space, content: dict, key: str) -> dict:
+        if self.failures.get(content["text"], 0) > 0:
+            self.failures[content["text"]] -= 1
+            raise ConnectionError("bridge exited")
+        self.sent.append(content["text"])
+        return {"mode": self.mode, "key": key}
+
+    def close(self) -> None:
+        pass
+
+
+class Scenario:
+    """A bot that can be told to fail, and its runs."""
+
+    def __init__(self) -> None:
+        self.bot, self.runs, self.failing = Bot(), [], 0
+        self.sender = Sender()
+
+        @self.bot.on(Text)
+        def reply(message: Message, content: Text) -> list[str]:
+            self.runs.append(message.id)
+            if self.failing:
+                self.failing -= 1
+                raise RuntimeError("boom")
+            return [f"one {content.text}", f"two {content.text}"]
+
+
+class Backend:
+    name: str
+    inbox: object
+
+    def process(self, scenario: Scenario) -> None:
+        """Work until nothing is left to do now (retries included)."""
+        raise NotImplementedError
+
+    def another_process(self) -> object:
+        raise NotImplementedError
+
+
+class SQLiteBackend(Backend):
+    name = "sqlite"
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.path = tmp_path / "inbox.sqlite3"
+        self.inbox = SQLiteInbox(self.path)
+
+    def process(self, scenario: Scenario) -> None:
+        worker = Worker(self.inbox, scenario.bot, scenario.sender, max_attempts=ATTEMPTS)
+        while True:
+            self.inbox._run("UPDATE inbox SET available_at = 0 WHERE state = 'pending'")
+            if not worker.process_one():
+                return
+
+    def another_process(self) -> SQLiteInbox:
+        return SQLiteInbox(self.path)
+
+
+class RedisBackend(Backend):
+    name = "redis"
+
+    def __init__(self, url: str) -> None:
+        from {{ cookiecutter.package_name }}.redis_inbox import RedisInbox
+
+        self.url = url
+        # No pause between retries here: RQ requeues at once without its scheduler.
+        self.inbox = RedisInbox(url, max_attempts=ATTEMPTS, retry_intervals=[0])
+        self.inbox.connection.flushdb()
+
+    def process(self, scenario: Scenario) -> None:
+        from {{ cookiecutter.package_name }} import redis_inbox
+
+        worker = redis_inbox.BotWorker([self.inbox.queue], connection=self.inbox.connection)
+        with redis_inbox.using(scenario.bot, scenario.sender):
+            worker.work(burst=True, logging_level="WARNING")
+
+    def another_process(self) -> object:
+        from {{ cookiecutter.package_name }}.redis_inbox import RedisInbox
+
+        return RedisInbox(self.url, max_attempts=ATTEMPTS)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        yield SQLiteBackend(tmp_path)
+    else:
+        yield RedisBackend(request.getfixturevalue("redis_server"))
+
+
+def payload(message_id: str, text: str = "hi") -> str:
+    return encode(text_delivery(text, message_id=message_id)).decode()
+
+
+def texts(status) -> list[str]:
+    return [r["content"]["text"] for r in status.outcome["replies"]]
+
+
+def test_a_message_is_accepted_once(backend: Backend) -> None:
+    assert backend.inbox.accept("m-1", payload("m-1"))
+    assert not backend.inbox.accept("m-1", payload("m-1"))
+    assert not backend.another_process().accept("m-1", payload("m-1"))  # across processes
+    assert backend.inbox.status("m-1").state == "pending"
+    assert backend.inbox.status("m-unknown") is None
+
+
+def test_concurrent_copies_are_accepted_once(backend: Backend) -> None:
+    results: list[bool] = []
+    inboxes = [backend.another_process() for _ in range(10)]
+
+    def accept(inbox) -> None:
+        results.append(inbox.accept("m-1", payload("m-1")))
+
+    threads = [threading.Thread(target=accept, args=(inbox,)) for inbox in inboxes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 9 + [True]
+
+
+def test_each_message_is_handled_once(backend: Backend) -> None:
+    scenario = Scenario()
+    for n in range(5):
+        backend.inbox.accept(f"m-{n}", payload(f"m-{n}", f"t{n}"))
+    backend.inbox.accept("m-0", payload("m-0", "t0"))  # a repeat
+    backend.process(scenario)
+    assert sorted(scenario.runs) == [f"m-{n}" for n in range(5)]
+    status = backend.inbox.status("m-3")
+    assert (status.state, texts(status)) == ("done", ["one t3", "two t3"])
+    assert all(r["receipt"]["mode"] == "test" for r in status.outcome["replies"])
+
+
+def test_a_failing_bot_is_retried(backend: Backend) -> None:
+    scenario = Scenario()
+    scenario.failing = 1
+    backend.inbox.accept("m-1", payload("m-1"))
+    backend.process(scenario)
+    status = backend.inbox.status("m-1")
+    assert (status.state, status.attempts) == ("done", 2)
+    assert scenario.runs == ["m-1", "m-1"]
+
+
+def test_a_failed_reply_is_retried_alone(backend: Backend) -> None:
+    scenario = Scenario()
+    scenario.sender.failures = {"two hi": 1}
+    backend.inbox.accept("m-1", payload("m-1"))
+    backend.process(scenario)
+    assert backend.inbox.status("m-1").state == "done"
+    assert scenario.runs == ["m-1"]  # the bot ran once: its replies were kept
+    assert scenario.sender.sent == ["one hi", "two hi"]  # the confirmed one not sent again
+
+
+def test_a_message_that_keeps_failing_is_parked_then_replayed(backend: Backend) -> None:
+    scenario = Scenario()
+    scenario.failing = 99
+    backend.inbox.accept("m-1", payload("m-1"))
+    backend.inbox.accept("m-2", payload("m-2"))
+    backend.process(scenario)
+    parked = backend.inbox.parked()
+    assert [p.message_id for p in parked] == ["m-1", "m-2"]
+    assert parked[0].state == "failed" and parked[0].outcome == {"error": "RuntimeError: boom"}
+    assert len(scenario.runs) == 2 * ATTEMPTS
+
+    scenario.failing = 0  # the bug is fixed
+    assert backend.inbox.replay("m-1")
+    assert not backend.inbox.replay("m-1")  # in line again, not parked
+    assert not backend.inbox.replay("m-unknown")
+    backend.process(scenario)
+    assert backend.inbox.status("m-1").state == "done"
+    assert [p.message_id for p in backend.inbox.parked()] == ["m-2"]
+
+
+def test_unavailable_storage_raises_then_recovers(backend: Backend, tmp_path: Path) -> None:
+    if backend.name == "sqlite":
+        blocker = tmp_path / "blocked"
+        blocker.write_text("a file where the inbox's folder should be")
+        broken, repair = SQLiteInbox(blocker / "inbox.sqlite3"), blocker.unlink
+    else:
+        from {{ cookiecutter.package_name }}.redis_inbox import RedisInbox
+
+        port = unused_port()  # no Redis there yet
+        broken, servers = RedisInbox(f"redis://127.0.0.1:{port}/0"), []
+
+        def repair() -> None:
+            servers.append(start_redis(port))
+
+    with pytest.raises(InboxUnavailable):
+        broken.accept("m-1", payload("m-1"))
+    with pytest.raises(InboxUnavailable):
+        broken.ping()
+    repair()
+    try:
+        assert broken.accept("m-1", payload("m-1"))
+        broken.ping()
+    finally:
+        if backend.name == "redis":
+            servers[0].terminate()
+            servers[0].wait()
+
+
+def start_redis(port: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [shutil.which("redis-server"), "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not listening(port):
+        assert time.monotonic() < deadline, "redis-server did not start"
+        time.sleep(0.05)
+    return server

@@ -1,0 +1,57 @@
+"""The app on the Redis inbox: the webhook enqueues, `flask spectrum worker` runs the bot."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from conftest import SECRET, WEBHOOK_PATH, unused_port
+
+from {{ cookiecutter.package_name }} import create_app
+from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.redis_inbox import RedisInbox
+from {{ cookiecutter.package_name }}.samples import encode, text_delivery
+from {{ cookiecutter.package_name }}.verify import signed_headers
+
+
+def post(app, message_id: str, text: str = "hello"):
+    body = encode(text_delivery(text, message_id=message_id))
+    headers = signed_headers(SECRET, int(time.time()), body)
+    return app.test_client().post(WEBHOOK_PATH, data=body, headers=headers)
+
+
+def test_webhook_enqueues_and_the_worker_command_runs_the_bot(
+    settings: Settings, redis_server: str
+) -> None:
+    app = create_app(dataclasses.replace(settings, redis_url=redis_server))
+    inbox = app.extensions["spectrum"].inbox
+    assert isinstance(inbox, RedisInbox)
+    assert app.extensions["spectrum"].worker is None  # no bot threads in the web process
+    inbox.connection.flushdb()
+
+    assert post(app, "m-1").status_code == 202
+    assert post(app, "m-1").status_code == 200  # a repeat
+    assert inbox.status("m-1").state == "pending"
+
+    result = app.test_cli_runner().invoke(args=["spectrum", "worker", "--burst"])
+    assert result.exit_code == 0, result.output
+    status = inbox.status("m-1")
+    assert status.state == "done"
+    assert status.outcome["replies"][0]["content"] == {"type": "text", "text": "You said: hello"}
+    assert app.test_client().get("/healthz").status_code == 200
+
+
+def test_redis_down_means_503_and_a_one_line_worker_error(settings: Settings) -> None:
+    app = create_app(
+        dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{unused_port()}/0")
+    )
+    response = post(app, "m-1")
+    assert (response.status_code, response.json) == (
+        503,
+        {"error": "inbox unavailable, retry later"},
+    )
+    assert app.test_client().get("/healthz").status_code == 503
+    result = app.test_cli_runner().invoke(args=["spectrum", "worker", "--burst"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot reach Redis at redis://127.0.0.1:")
+    assert len(result.output.splitlines()) == 1
