@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -47,9 +48,13 @@ def echo(message: Message, content: Text) -> str:
 '''
 
 
-def bake(into: Path, slow_bot: bool = True) -> Path:
+def bake(into: Path, slow_bot: bool = True, inbox: str = "sqlite") -> Path:
     """The default project with its bridge installed (and its bot made slow)."""
-    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(into)))
+    project = Path(
+        cookiecutter(
+            str(TEMPLATE), no_input=True, output_dir=str(into), extra_context={"inbox": inbox}
+        )
+    )
     if slow_bot:
         (project / "my_spectrum_bot" / "bot.py").write_text(SLOW_BOT)
     done = subprocess.run(
@@ -64,17 +69,45 @@ def bake(into: Path, slow_bot: bool = True) -> Path:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-class Served:
-    """gunicorn running the baked app; can be killed (-9) and started again."""
+class RedisServer:
+    """A throwaway redis-server on 127.0.0.1."""
 
-    def __init__(self, project: Path, work: Path, **env: str) -> None:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not port_open(self.port):
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Served:
+    """gunicorn running the baked app; can be killed (-9) and started again.
+
+    With `redis`, the app uses the Redis inbox and `rq_workers` processes of
+    `flask spectrum worker` run the bot; without, gunicorn's own threads do.
+    """
+
+    def __init__(self, project: Path, work: Path, redis: bool = False, **env: str) -> None:
         sys.path.insert(0, str(project / "tests"))
         from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
 
@@ -96,9 +129,50 @@ class Served:
             "SPECTRUM_BRIDGE_TEST_SENDS": str(self.sends),
             "WEB_CONCURRENCY": "2",
             "LOG_LEVEL": "WARNING",
+            "REDIS_URL": "",
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None
+        self.redis = RedisServer() if redis else None
+        self.rq_workers: list[subprocess.Popen[bytes]] = []
+        if self.redis:
+            self.env["REDIS_URL"] = self.redis.url
+            sys.path.insert(0, str(project))
+            from my_spectrum_bot.redis_inbox import RedisInbox
+
+            sys.path.pop(0)
+            self.redis_inbox = RedisInbox(self.redis.url)
+
+    def start_rq_workers(self, count: int) -> None:
+        for _ in range(count):
+            self.rq_workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "flask",
+                        "--app",
+                        "my_spectrum_bot",
+                        "spectrum",
+                        "worker",
+                        "--maintenance-interval",
+                        "1",
+                    ],
+                    cwd=self.project,
+                    env=self.env,
+                    stdout=self.log_path.open("a"),
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+
+    def kill_rq_worker(self) -> int:
+        """kill -9 one RQ worker and start another, as a supervisor would."""
+        victim = self.rq_workers.pop(0)
+        victim.kill()
+        victim.wait()
+        self.start_rq_workers(1)
+        return victim.pid
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -157,9 +231,29 @@ class Served:
                 self.process.wait()
         return self.process.returncode
 
+    def kill_rq_workers(self) -> None:
+        for worker in self.rq_workers:
+            worker.kill()
+            worker.wait()
+        self.rq_workers = []
+
+    def stop_rq_workers(self) -> None:
+        for worker in self.rq_workers:
+            worker.send_signal(signal.SIGTERM)  # RQ's warm shutdown: finish the job in hand
+        for worker in self.rq_workers:
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
+        for worker in self.rq_workers:
+            if worker.poll() is None:
+                worker.kill()
+        if self.redis:
+            self.redis.close()
         self.cloud.close()
 
     def log(self) -> str:
@@ -167,12 +261,18 @@ class Served:
 
     # -- what happened -------------------------------------------------------
 
-    def states(self) -> dict[str, str]:
+    def states(self, message_ids: set[str]) -> dict[str, str]:
+        if self.redis:
+            found = {m: self.redis_inbox.status(m) for m in message_ids}
+            return {m: status.state for m, status in found.items() if status}
         with sqlite3.connect(self.inbox, timeout=10) as db:
             return dict(db.execute("SELECT message_id, state FROM inbox"))
 
-    def taken_over(self) -> int:
-        """Messages that needed more than one claim (their worker died or gave them back)."""
+    def taken_over(self, message_ids: set[str]) -> int:
+        """Messages that needed more than one attempt (their worker died or gave them back)."""
+        if self.redis:
+            found = [self.redis_inbox.status(m) for m in message_ids]
+            return sum(1 for status in found if status and status.attempts > 1)
         with sqlite3.connect(self.inbox, timeout=10) as db:
             return db.execute("SELECT count(*) FROM inbox WHERE attempts > 1").fetchone()[0]
 
@@ -188,7 +288,7 @@ class Served:
     def wait_until_drained(self, accepted: set[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            states = self.states()
+            states = self.states(accepted)
             if all(states.get(m) == "done" for m in accepted):
                 return
             time.sleep(0.2)

@@ -65,9 +65,9 @@ def main() -> None:
             accepted = {m for m, status, _ in load.results if status == 202}
             drain = args.bot_sleep * len(accepted) / (2 * args.threads) + 60
             served.wait_until_drained(accepted, timeout=drain)
-            states = served.states()
+            states = served.states(accepted)
             keys = served.sent_keys()
-            taken_over = served.taken_over()
+            taken_over = served.taken_over(accepted)
         finally:
             served.close()
 

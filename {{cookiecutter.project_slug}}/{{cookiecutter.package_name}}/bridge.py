@@ -286,5 +286,8 @@ class BridgeReplier:
         )
         return {"mode": self.mode, **result}
 
+    def warm_up(self) -> None:
+        self.bridge.request("ping")  # starts the process, and so the SDK, if need be
+
     def close(self) -> None:
         self.bridge.close()

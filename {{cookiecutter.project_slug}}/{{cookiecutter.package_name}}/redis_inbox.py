@@ -195,6 +195,11 @@ def prepare(settings: Settings) -> None:
     replier, why = choose_replier(settings)
     log.warning("rq worker pid=%d replies=%s (%s)", os.getpid(), replier.mode, why)
     atexit.register(replier.close)
+    try:
+        # Before the first job, so starting Node and the SDK does not eat into its timeout.
+        replier.warm_up()
+    except Exception as exc:
+        log.warning("replies not ready yet, each job will try again: %s", exc)
     _runtime.update(bot=bot, replier=replier)
 
 

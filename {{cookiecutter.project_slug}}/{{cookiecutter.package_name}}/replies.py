@@ -35,6 +35,10 @@ class Replier(Protocol):
         """
         ...
 
+    def warm_up(self) -> None:
+        """Get ready to send (start what needs starting); raise if that fails."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -52,6 +56,9 @@ class LogReplier:
             " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in what.items()),
         )
         return {"mode": self.mode}
+
+    def warm_up(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
