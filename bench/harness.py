@@ -143,7 +143,11 @@ class Served:
             sys.path.pop(0)
             self.redis_inbox = RedisInbox(self.redis.url)
 
-    def start_rq_workers(self, count: int) -> None:
+    def start_rq_workers(self, count: int, wait: bool = True, maintenance: int = 5) -> None:
+        """Start `count` RQ workers and wait until each has its bridge up and listens."""
+        from rq import Worker
+
+        registered = Worker.count(connection=self.redis_inbox.connection)
         for _ in range(count):
             self.rq_workers.append(
                 subprocess.Popen(
@@ -165,13 +169,18 @@ class Served:
                     start_new_session=True,
                 )
             )
+        deadline = time.monotonic() + 120
+        while wait and Worker.count(connection=self.redis_inbox.connection) < registered + count:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the RQ workers did not start:\n" + self.log()[-3000:])
+            time.sleep(0.2)
 
     def kill_rq_worker(self) -> int:
         """kill -9 one RQ worker and start another, as a supervisor would."""
         victim = self.rq_workers.pop(0)
         victim.kill()
         victim.wait()
-        self.start_rq_workers(1)
+        self.start_rq_workers(1, wait=False)
         return victim.pid
 
     def start(self) -> None:
