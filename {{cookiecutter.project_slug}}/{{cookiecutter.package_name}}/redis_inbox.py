@@ -193,7 +193,7 @@ def prepare(settings: Settings) -> None:
     from .bot import bot
 
     replier, why = choose_replier(settings)
-    log.warning("rq worker pid=%d replies=%s (%s)", os.getpid(), replier.mode, why)
+    log.info("rq worker pid=%d replies=%s (%s)", os.getpid(), replier.mode, why)
     atexit.register(replier.close)
     try:
         # Before the first job, so starting Node and the SDK does not eat into its timeout.
