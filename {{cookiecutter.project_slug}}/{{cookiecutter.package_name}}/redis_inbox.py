@@ -1,12 +1,14 @@
 """The Redis inbox: several machines share one inbox; RQ workers run the bot.
 
-Accepting a delivery is one MULTI/EXEC transaction: the dedupe key (the SET NX
-of a message id that has not been seen, with the retention as its TTL) and the
-RQ job that will handle it are written together, or not at all. So a delivery
-answered 2xx always has its job, and a repeat never gets a second one.
+Accepting a delivery is one MULTI/EXEC transaction: the dedupe key (SET NX of
+the message id, with the retention as its TTL) and the RQ job that will handle
+it are written together, or not at all; a WATCH on the key makes a copy accepted
+at the same instant elsewhere fail the transaction. So a delivery answered 2xx
+always has its job, and a repeat never gets a second one.
 
-The jobs run in `rq worker` processes (`make worker`), one message at a time
-each, with `handling.py` doing the work. Progress (the bot's replies, each
+The jobs run in `flask spectrum worker` processes (`make worker`; RQ workers of
+the class `BotWorker` below), one message at a time each, with `handling.py`
+doing the work. Progress (the bot's replies, each
 receipt) is kept in the job's meta, so a retry carries on where the last
 attempt stopped. A job whose worker died is retried by RQ once its heartbeat
 runs out; one that keeps failing ends in RQ's failed registry: parked.
@@ -82,7 +84,7 @@ class RedisInbox:
                 if pipe.exists(seen):
                     return False
                 pipe.multi()
-                pipe.set(seen, message_id, ex=self.retention_seconds)
+                pipe.set(seen, message_id, nx=True, ex=self.retention_seconds)
                 self.queue.enqueue_call(
                     run_job,
                     args=(message_id, payload),
