@@ -16,10 +16,20 @@
 // On end of stdin or SIGTERM it exits at once (see shutdown below).
 //
 // Settings (environment): SPECTRUM_PROJECT_ID, SPECTRUM_PROJECT_SECRET,
-// SPECTRUM_PROVIDERS (comma-separated, default "imessage"), SPECTRUM_CLOUD_URL.
+// SPECTRUM_PROVIDERS (comma-separated, default "imessage"), SPECTRUM_CLOUD_URL,
+// SPECTRUM_BRIDGE_JOURNAL_DIR (where sent replies are noted; see the journal below).
 
 import { Console } from "node:console";
-import { appendFileSync } from "node:fs";
+import {
+  appendFileSync,
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  readdirSync,
+  unlinkSync,
+} from "node:fs";
 import readline from "node:readline";
 
 // Before the SDK is loaded: its logger writes INFO lines to stdout otherwise.
@@ -94,9 +104,70 @@ async function deliver(handle, content, key) {
   throw new Error(`unsupported content type ${JSON.stringify(content.type)}`);
 }
 
+// The journal of sent replies, shared by every bridge on this machine: one file a
+// day in SPECTRUM_BRIDGE_JOURNAL_DIR. A send is noted the moment the SDK confirms
+// it, before the answer goes back to Python, and a bridge asked for a key that any
+// bridge here has noted returns that result instead of sending again. It closes
+// the gap when a worker dies between the two: Python records the receipt only
+// milliseconds later, but a SIGKILL in those milliseconds would otherwise mean a
+// second copy when another worker retries the message.
+const JOURNAL_DIR = process.env.SPECTRUM_BRIDGE_JOURNAL_DIR;
+const DAY_MS = 24 * 3600 * 1000;
+const noted = new Map(); // key -> result, from this machine's journal
+const readUpTo = new Map(); // journal file -> bytes already read
+const NOTED_KEPT = 100_000;
+
+const journalFile = (time) =>
+  `${JOURNAL_DIR}/sent-replies-${new Date(time).toISOString().slice(0, 10)}.jsonl`;
+
+function readJournal() {
+  // Retries come within minutes: yesterday's file and today's are enough.
+  for (const file of [journalFile(Date.now() - DAY_MS), journalFile(Date.now())]) {
+    let fd;
+    try {
+      fd = openSync(file, "r");
+    } catch {
+      continue; // not written yet
+    }
+    try {
+      const from = readUpTo.get(file) ?? 0;
+      const size = fstatSync(fd).size;
+      if (size <= from) continue;
+      const bytes = Buffer.alloc(size - from);
+      readSync(fd, bytes, 0, bytes.length, from);
+      const complete = bytes.subarray(0, bytes.lastIndexOf(10) + 1); // whole lines only
+      for (const line of complete.toString("utf8").split("\n")) {
+        let entry;
+        try {
+          entry = JSON.parse(line);
+        } catch {
+          continue; // a line damaged by a crash: nothing to go by
+        }
+        noted.set(entry.key, entry.result);
+        if (noted.size > NOTED_KEPT) noted.delete(noted.keys().next().value);
+      }
+      readUpTo.set(file, from + complete.length);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+function noteSent(key, result) {
+  appendFileSync(journalFile(Date.now()), `${JSON.stringify({ key, result })}\n`);
+}
+
+if (JOURNAL_DIR) {
+  mkdirSync(JOURNAL_DIR, { recursive: true });
+  for (const name of readdirSync(JOURNAL_DIR)) {
+    const day = /^sent-replies-(\d{4}-\d{2}-\d{2})\.jsonl$/.exec(name)?.[1];
+    if (day && Date.now() - Date.parse(day) > 3 * DAY_MS) unlinkSync(`${JOURNAL_DIR}/${name}`);
+  }
+}
+
 // Idempotency: a request repeated with the same key (Python timed out and tried
-// again) joins the send in flight or gets the earlier result; it is never sent twice
-// by this process.
+// again) joins the send in flight or gets the earlier result; with the journal, a
+// key any bridge on this machine has sent is not sent again either.
 const inflight = new Map();
 const finished = new Map();
 const FINISHED_KEPT = 10_000;
@@ -104,7 +175,15 @@ const FINISHED_KEPT = 10_000;
 function send({ key, space, content }) {
   if (finished.has(key)) return Promise.resolve(finished.get(key));
   if (inflight.has(key)) return inflight.get(key);
-  const promise = (async () => deliver(await spaceHandle(space), content ?? {}, key))();
+  if (key && JOURNAL_DIR) {
+    readJournal();
+    if (noted.has(key)) return Promise.resolve(noted.get(key));
+  }
+  const promise = (async () => {
+    const result = await deliver(await spaceHandle(space), content ?? {}, key);
+    if (key && JOURNAL_DIR) noteSent(key, result);
+    return result;
+  })();
   if (key) {
     inflight.set(key, promise);
     promise

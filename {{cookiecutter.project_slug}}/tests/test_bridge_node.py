@@ -69,6 +69,7 @@ def node_env(fake: FakeSpectrum, sends: Path) -> dict[str, str]:
         "SPECTRUM_PROJECT_ID": PROJECT_ID,
         "SPECTRUM_PROJECT_SECRET": PROJECT_SECRET,
         "SPECTRUM_BRIDGE_TEST_SENDS": str(sends),
+        "SPECTRUM_BRIDGE_JOURNAL_DIR": str(sends.parent / "journal"),
         "LOG_LEVEL": "warn",
     }
 
@@ -127,6 +128,14 @@ def test_a_repeated_key_is_sent_once(start_bridge, sends) -> None:
         assert first.result() == second.result()
     assert send(bridge, "once", "m-1#0") == first.result()  # and after it finished
     assert [s["key"] for s in sent(sends)] == ["m-1#0"]
+
+
+def test_a_key_one_bridge_sent_is_not_sent_again_by_another(start_bridge, sends) -> None:
+    """The journal: a worker died after its bridge sent, another worker retries."""
+    first = send(start_bridge(), "once", "m-1#0")
+    assert send(start_bridge(), "once", "m-1#0") == first  # another process, same machine
+    assert [s["key"] for s in sent(sends)] == ["m-1#0"]
+    assert send(start_bridge(), "twice", "m-2#0")["message_id"] == "test-m-2#0"  # others go out
 
 
 def test_bad_credentials_stop_the_start_with_the_cloud_reason(start_bridge) -> None:
@@ -198,6 +207,7 @@ def app(
         "SPECTRUM_CLOUD_URL",
         "SPECTRUM_BRIDGE_TEST_SENDS",
         "SPECTRUM_BRIDGE_TEST_DELAY_MS",
+        "SPECTRUM_BRIDGE_JOURNAL_DIR",
     ):
         if name in node_env:
             monkeypatch.setenv(name, node_env[name])

@@ -85,6 +85,10 @@ def choose_replier(settings: Settings) -> tuple[Replier, str]:
         "SPECTRUM_PROJECT_SECRET": settings.project_secret,
         "SPECTRUM_PROVIDERS": settings.providers,
         "LOG_LEVEL": NODE_LOG_LEVELS.get(settings.log_level, "warn"),
+        # Shared by every bridge on this machine: a reply one of them sent is not
+        # sent again by another (see the journal in bridge.mjs).
+        "SPECTRUM_BRIDGE_JOURNAL_DIR": os.environ.get("SPECTRUM_BRIDGE_JOURNAL_DIR")
+        or str(bridge_dir.parent / "instance"),
     }
     bridge = Bridge(
         [node, str(bridge_dir / "bridge.mjs")],
