@@ -96,7 +96,6 @@ def test_kill_9_loses_nothing_acknowledged_and_handles_repeats_once(
     assert all(keys[f"{m}#0"] >= 1 for m in accepted)
     # The kills caught messages in hand; other workers (or the restarted ones) took them over.
     assert taken_over > 0
-    # A reply is sent again only if it was on its way out at the very moment of a kill
-    # (the SDK takes no idempotency key of ours): a handful of keys at most.
-    twice = [k for k, n in keys.items() if n > 1]
-    assert len(twice) <= 3, twice
+    # No reply went out twice: a reply the SDK confirmed is in the machine's journal
+    # before the worker can die, so the worker taking over does not send it again.
+    assert [k for k, n in keys.items() if n > 1] == []
