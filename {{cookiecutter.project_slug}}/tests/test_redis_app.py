@@ -55,3 +55,8 @@ def test_redis_down_means_503_and_a_one_line_worker_error(settings: Settings) ->
     assert result.exit_code == 1
     assert result.output.startswith("Error: cannot reach Redis at redis://127.0.0.1:")
     assert len(result.output.splitlines()) == 1
+    for args in (["parked"], ["replay", "--all"]):
+        result = app.test_cli_runner().invoke(args=["spectrum", "inbox", *args])
+        assert result.exit_code == 1
+        assert result.output.startswith("Error: the inbox is unavailable: ConnectionError")
+        assert len(result.output.splitlines()) == 1

@@ -23,7 +23,7 @@ from flask.cli import AppGroup
 
 from .config import SIGNING_SECRET_ENV, WEBHOOK_PATH
 from .envfile import KnownWebhooks, drop_secret, save_registration
-from .inbox import Inbox
+from .inbox import Inbox, InboxUnavailable
 from .management import DEFAULT_API_URL, APIError, ManagementAPI, Webhook
 from .samples import encode, text_delivery
 from .verify import signed_headers
@@ -261,7 +261,10 @@ spectrum.add_command(inbox_group)
 @click.option("--limit", type=int, default=100, show_default=True)
 def list_parked(limit: int) -> None:
     """List parked messages (failed every attempt), oldest first, with their last error."""
-    parked = current_app.extensions["spectrum"].inbox.parked(limit)
+    try:
+        parked = current_app.extensions["spectrum"].inbox.parked(limit)
+    except InboxUnavailable as exc:
+        raise click.ClickException(f"the inbox is unavailable: {exc}") from None
     if not parked:
         click.echo("no parked messages")
     for status in parked:
@@ -280,11 +283,14 @@ def replay_parked(message_ids: tuple[str, ...], replay_all: bool) -> None:
     picks them up within a second or two.
     """
     inbox = current_app.extensions["spectrum"].inbox
-    if replay_all:
-        message_ids = tuple(status.message_id for status in inbox.parked(limit=1_000_000))
-    elif not message_ids:
+    if not (message_ids or replay_all):
         raise click.UsageError("name the message ids to replay, or pass --all")
-    missing = [m for m in message_ids if not inbox.replay(m)]
+    try:
+        if replay_all:
+            message_ids = tuple(status.message_id for status in inbox.parked(limit=1_000_000))
+        missing = [m for m in message_ids if not inbox.replay(m)]
+    except InboxUnavailable as exc:
+        raise click.ClickException(f"the inbox is unavailable: {exc}") from None
     click.echo(f"replayed {len(message_ids) - len(missing)} message(s)")
     if missing:
         raise click.ClickException(f"not parked, left alone: {', '.join(missing)}")

@@ -34,9 +34,10 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
 from .config import Settings
+from .dispatch import Bot
 from .handling import Replies, describe, handle_message
 from .inbox import InboxUnavailable, Status
-from .replies import choose_replier
+from .replies import Replier, choose_replier
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,15 @@ STATES = {
     JobStatus.FINISHED: "done",
     JobStatus.FAILED: "failed",
 }
+
+
+@contextlib.contextmanager
+def unavailable_on_error() -> Iterator[None]:
+    """Redis down or unreachable: the caller's InboxUnavailable (503, one-line errors)."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise InboxUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
 def job_id(message_id: str) -> str:
@@ -100,7 +110,7 @@ class RedisInbox:
                 return True
         except redis.WatchError:
             return False  # the same message, accepted by another request just now
-        except redis.RedisError as exc:
+        except redis.RedisError as exc:  # WatchError is one too: this comes second
             raise InboxUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     def _retry(self) -> Retry | None:
@@ -109,18 +119,15 @@ class RedisInbox:
         return Retry(max=self.max_attempts - 1, interval=self.retry_intervals)
 
     def status(self, message_id: str) -> Status | None:
-        job = self._job(message_id)
-        if job is None:
-            return None
-        return self._status(message_id, job)
+        with unavailable_on_error():
+            job = self._job(message_id)
+            return None if job is None else self._status(message_id, job)
 
     def _job(self, message_id: str) -> Job | None:
         try:
             return Job.fetch(job_id(message_id), connection=self.connection)
         except NoSuchJobError:
             return None
-        except redis.RedisError as exc:
-            raise InboxUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     def _status(self, message_id: str, job: Job) -> Status:
         state = STATES.get(job.get_status(), "pending")
@@ -137,36 +144,33 @@ class RedisInbox:
     def parked(self, limit: int = 100) -> list[Status]:
         registry = FailedJobRegistry(queue=self.queue)
         parked = []
-        try:
+        with unavailable_on_error():
             for jid in registry.get_job_ids(0, limit - 1):
                 job = Job.fetch(jid, connection=self.connection)
                 parked.append(self._status(job.args[0], job))
-        except redis.RedisError as exc:
-            raise InboxUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return sorted(parked, key=lambda s: s.received_at or 0)
 
     def replay(self, message_id: str) -> bool:
         """Put a parked message back in line with fresh attempts; False if it is not parked."""
-        job = self._job(message_id)
-        if job is None or job.get_status() != JobStatus.FAILED:
-            return False
-        job.retries_left = self.max_attempts - 1 if self.max_attempts > 1 else None
-        job.meta["attempts"] = 0
-        job.save()
-        try:
-            FailedJobRegistry(queue=self.queue).requeue(job)
-        except InvalidJobOperation:
-            return False
-        return True
+        with unavailable_on_error():
+            job = self._job(message_id)
+            if job is None or job.get_status() != JobStatus.FAILED:
+                return False
+            job.retries_left = self.max_attempts - 1 if self.max_attempts > 1 else None
+            job.meta["attempts"] = 0
+            job.save()
+            try:
+                FailedJobRegistry(queue=self.queue).requeue(job)
+            except InvalidJobOperation:  # replayed by someone else just now
+                return False
+            return True
 
     def purge(self, older_than: float) -> int:
         return 0  # every key carries the retention as its TTL: Redis forgets them itself
 
     def ping(self) -> None:
-        try:
+        with unavailable_on_error():
             self.connection.ping()
-        except redis.RedisError as exc:
-            raise InboxUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
 # -- the job, run by `rq worker` -------------------------------------------------------
@@ -175,7 +179,7 @@ _runtime: dict[str, Any] = {}
 
 
 @contextlib.contextmanager
-def using(bot: Any, replier: Any) -> Iterator[None]:
+def using(bot: Bot, replier: Replier) -> Iterator[None]:
     """Run jobs in this process with this bot and replier (tests); else built from env."""
     _runtime.update(bot=bot, replier=replier)
     try:
@@ -184,7 +188,7 @@ def using(bot: Any, replier: Any) -> Iterator[None]:
         _runtime.clear()
 
 
-def _bot_and_replier() -> tuple[Any, Any]:
+def _bot_and_replier() -> tuple[Bot, Replier]:
     if not _runtime:  # a plain `rq worker`: build them from the environment, once
         prepare(Settings.from_env())
     return _runtime["bot"], _runtime["replier"]
