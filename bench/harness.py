@@ -143,32 +143,15 @@ class Served:
             sys.path.pop(0)
             self.redis_inbox = RedisInbox(self.redis.url)
 
-    def start_rq_workers(self, count: int, wait: bool = True, maintenance: int = 5) -> None:
+    def start_rq_workers(self, count: int, wait: bool = True, maintenance: int = 1) -> None:
         """Start `count` RQ workers and wait until each has its bridge up and listens."""
         from rq import Worker
 
         registered = Worker.count(connection=self.redis_inbox.connection)
+        command = ["flask", "--app", "my_spectrum_bot", "spectrum", "worker"]
+        command += ["--maintenance-interval", str(maintenance)]  # quick crash recovery
         for _ in range(count):
-            self.rq_workers.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "flask",
-                        "--app",
-                        "my_spectrum_bot",
-                        "spectrum",
-                        "worker",
-                        "--maintenance-interval",
-                        "1",
-                    ],
-                    cwd=self.project,
-                    env=self.env,
-                    stdout=self.log_path.open("a"),
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
+            self.rq_workers.append(self._spawn(*command))
         deadline = time.monotonic() + 120
         while wait and Worker.count(connection=self.redis_inbox.connection) < registered + count:
             if time.monotonic() > deadline:
@@ -183,22 +166,20 @@ class Served:
         self.start_rq_workers(1, wait=False)
         return victim.pid
 
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "gunicorn.conf.py",
-                "--access-logfile",
-                "/dev/null",
-            ],
+    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        """`python -m <args>` in the project, logging to the shared log, in its own group."""
+        return subprocess.Popen(
+            [sys.executable, "-m", *args],
             cwd=self.project,
             env=self.env,
             stdout=self.log_path.open("a"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+        )
+
+    def start(self) -> None:
+        self.process = self._spawn(
+            "gunicorn", "-c", "gunicorn.conf.py", "--access-logfile", "/dev/null"
         )
         deadline = time.monotonic() + 30
         while True:
