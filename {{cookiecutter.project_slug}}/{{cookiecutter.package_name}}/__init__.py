@@ -1,9 +1,10 @@
 """A Spectrum bot.
 
 One delivery's path: `webhook.py` checks the signature (`verify.py`), parses the
-event (`events.py`), stores it in the inbox (`inbox.py`) and answers; then
-`worker.py` claims it, runs your `bot.py` and hands the replies to `replies.py`,
-which sends them through the Node bridge (`bridge.py`, `bridge/bridge.mjs`).
+event (`events.py`), stores it in the inbox and answers. Then a worker claims it
+(`worker.py`'s threads with the SQLite inbox, `flask spectrum worker` processes
+with Redis) and `handling.py` runs your `bot.py` and sends its replies through
+`replies.py`: the Node bridge to the spectrum-ts SDK, or the log (dry run).
 """
 
 from __future__ import annotations
