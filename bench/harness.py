@@ -296,7 +296,8 @@ def delivery(message_id: str, text: str) -> bytes:
         "content": {"type": "text", "text": text},
     }
     body = {"event": "messages", "space": space, "message": message}
-    return json.dumps(body, separators=(",", ":")).encode()
+    # Compact, non-ASCII kept raw: the bytes Spectrum's sender writes.
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def signed(body: bytes) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -35,12 +34,6 @@ def run(
 def run_baked_tests(project: Path) -> subprocess.CompletedProcess:
     """The baked project's own suite, run with this environment's Python and packages."""
     return run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

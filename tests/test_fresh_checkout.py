@@ -10,7 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import free_port, run
+from conftest import run
+from harness import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from harness import delivery, free_port  # bench/harness.py
 from slack_sdk.signature import SignatureVerifier
 
 SECRET = "9" * 64
@@ -62,24 +62,6 @@ def signed(body: bytes, timestamp: int | None = None, secret: str = SECRET) -> d
     }
 
 
-def delivery(text: str, message_id: str) -> bytes:
-    space = {"id": "any;-;+15550100", "platform": "iMessage", "type": "dm", "phone": "+15551234567"}
-    return json.dumps(
-        {
-            "event": "messages",
-            "space": space,
-            "message": {
-                "id": message_id,
-                "platform": "iMessage",
-                "sender": {"id": "+15550100", "platform": "iMessage"},
-                "space": space,
-                "content": {"type": "text", "text": text},
-            },
-        },
-        ensure_ascii=False,
-    ).encode()
-
-
 def wait_until_healthy(server: Served) -> None:
     deadline = time.monotonic() + 30
     while True:
@@ -115,7 +97,7 @@ def wait_for_log(server: Served, text: str, timeout: float = 10) -> str:
 
 
 def test_accepts_an_independently_signed_delivery_and_runs_the_bot(served: Served) -> None:
-    body = delivery("Grüße 👋", "m-served-1")
+    body = delivery("m-served-1", "Grüße 👋")
     assert served.request("POST", body, signed(body)) == (
         202,
         {"status": "accepted", "message_id": "m-served-1"},
@@ -124,13 +106,13 @@ def test_accepts_an_independently_signed_delivery_and_runs_the_bot(served: Serve
 
 
 def test_chunked_delivery_within_the_limit_is_accepted(served: Served) -> None:
-    body = delivery("chunked", "m-served-chunked")
+    body = delivery("m-served-chunked", "chunked")
     status, _ = served.request("POST", body, signed(body), chunked=True)
     assert status == 202
 
 
 def test_each_bad_request_gets_its_status(served: Served) -> None:
-    body = delivery("x", "m-served-bad")
+    body = delivery("m-served-bad", "x")
     headers = signed(body)
     cases = [
         ({k: v for k, v in headers.items() if k != "X-Spectrum-Signature"}, body, 400),
@@ -150,7 +132,7 @@ def test_each_bad_request_gets_its_status(served: Served) -> None:
 
 
 def test_concurrent_duplicates_across_workers_are_handled_once(served: Served) -> None:
-    body = delivery("only once", "m-served-dup")
+    body = delivery("m-served-dup", "only once")
     statuses: list[int] = []
 
     def send() -> None:

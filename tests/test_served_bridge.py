@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port, run
-from test_served import Served, delivery, signed, wait_until_healthy
+from conftest import run
+from harness import delivery, free_port
+from test_served import Served, signed, wait_until_healthy
 
 NODE = shutil.which("node")
 
@@ -71,7 +72,7 @@ def test_replies_go_through_the_bridge_and_it_stops_with_its_worker(cookies, tmp
     try:
         wait_until_healthy(server)
         for n in range(10):
-            body = delivery(f"hello {n}", f"m-bridge-{n}")
+            body = delivery(f"m-bridge-{n}", f"hello {n}")
             assert server.request("POST", body, signed(body))[0] == 202
         deadline = time.monotonic() + 60
         while not sends.exists() or len(sends.read_text().splitlines()) < 10:

@@ -140,16 +140,22 @@ webhooks = AppGroup("webhooks", help="Register, list and delete this project's S
 spectrum.add_command(webhooks)
 
 
-def management_api() -> ManagementAPI:
+def project_credentials() -> tuple[str, str] | None:
+    """SPECTRUM_PROJECT_ID and SPECTRUM_PROJECT_SECRET, if both are set."""
     project_id = os.environ.get("SPECTRUM_PROJECT_ID", "").strip()
     project_secret = os.environ.get("SPECTRUM_PROJECT_SECRET", "").strip()
-    if not project_id or not project_secret:
+    return (project_id, project_secret) if project_id and project_secret else None
+
+
+def management_api() -> ManagementAPI:
+    credentials = project_credentials()
+    if credentials is None:
         raise click.ClickException(
             "SPECTRUM_PROJECT_ID and SPECTRUM_PROJECT_SECRET must be set (in .env or the "
             "environment): `npx @photon-ai/cli projects show` prints them."
         )
     base_url = os.environ.get("SPECTRUM_API_URL", "").strip() or DEFAULT_API_URL
-    return ManagementAPI(project_id, project_secret, base_url=base_url)
+    return ManagementAPI(*credentials, base_url=base_url)
 
 
 def env_path() -> Path:

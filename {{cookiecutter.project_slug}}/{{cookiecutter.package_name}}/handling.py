@@ -68,6 +68,11 @@ def send_reply(
         ) from exc
 
 
+def backoff_seconds(attempt: int) -> float:
+    """How long a message waits before its next try, after `attempt` failed ones."""
+    return min(2.0**attempt, 300.0)
+
+
 def describe(exc: BaseException) -> str:
     """The error as recorded on the message: a refused reply's reason says it all."""
     return str(exc) if isinstance(exc, ReplyFailed) else f"{type(exc).__name__}: {exc}"

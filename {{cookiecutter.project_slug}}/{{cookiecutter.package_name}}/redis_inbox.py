@@ -35,7 +35,7 @@ from rq.registry import FailedJobRegistry
 
 from .config import Settings
 from .dispatch import Bot
-from .handling import Replies, describe, handle_message
+from .handling import Replies, backoff_seconds, describe, handle_message
 from .inbox import InboxUnavailable, Status
 from .replies import Replier, choose_replier
 
@@ -83,13 +83,15 @@ class RedisInbox:
         self.retention_seconds = retention_seconds
         self.job_timeout = job_timeout
         # RQ needs its scheduler (`rq worker --with-scheduler`) for delayed retries.
-        self.retry_intervals = retry_intervals or [min(2**n, 300) for n in range(1, max_attempts)]
+        self.retry_intervals = retry_intervals or [
+            int(backoff_seconds(n)) for n in range(1, max_attempts)
+        ]
 
     def accept(self, message_id: str, payload: str, webhook_id: str | None = None) -> bool:
         """Store a delivery and its job; False if this message id was already accepted."""
         seen = f"spectrum:seen:{job_id(message_id)}"
-        try:
-            with self.connection.pipeline() as pipe:
+        with unavailable_on_error(), self.connection.pipeline() as pipe:
+            try:
                 pipe.watch(seen)
                 if pipe.exists(seen):
                     return False
@@ -107,11 +109,9 @@ class RedisInbox:
                     pipeline=pipe,
                 )
                 pipe.execute()
-                return True
-        except redis.WatchError:
-            return False  # the same message, accepted by another request just now
-        except redis.RedisError as exc:  # WatchError is one too: this comes second
-            raise InboxUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            except redis.WatchError:
+                return False  # the same message, accepted by another request just now
+        return True
 
     def _retry(self) -> Retry | None:
         if self.max_attempts <= 1:

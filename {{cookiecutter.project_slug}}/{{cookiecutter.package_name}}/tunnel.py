@@ -306,20 +306,17 @@ def wait_for_stop(app: AppProcess) -> None:
 @click.option("--keep", is_flag=True, help="Leave the webhook registered on exit.")
 def tunnel(port: int, public_url: str | None, keep: bool) -> None:
     """Open an HTTPS tunnel, register it with Spectrum, run the app; clean up on exit."""
-    from .cli import env_path, known_webhooks, management_api
+    from .cli import env_path, known_webhooks, management_api, project_credentials
 
     if public_url is not None and not public_url.startswith("https://"):
         raise TunnelError(f"Spectrum only delivers to public https:// URLs, not {public_url}")
-    has_credentials = os.environ.get("SPECTRUM_PROJECT_ID") and os.environ.get(
-        "SPECTRUM_PROJECT_SECRET"
-    )
     signal.signal(signal.SIGTERM, interrupt)  # clean up on SIGTERM as on Ctrl-C
     try:
         run_loop(
             port=port,
             tunnel=None if public_url else ngrok_from_env(os.environ),
             public_url=public_url,
-            api=management_api() if has_credentials else None,
+            api=management_api() if project_credentials() else None,
             env_path=env_path(),
             known=known_webhooks(),
             keep=keep,

@@ -1,9 +1,10 @@
 """Background worker for the SQLite inbox: claim a message, handle it, mark it done.
 
-`handling.py` does the work on each message. Runs as a few threads inside each gunicorn worker process, so the webhook can
-answer Spectrum as soon as a delivery is stored. The threads are woken at once by
-the webhook in the same process, and poll now and then for messages accepted by
-other processes or left behind by a crashed one.
+`handling.py` does the work on each message. Runs as a few threads inside each
+gunicorn worker process, so the webhook can answer Spectrum as soon as a delivery
+is stored. The threads are woken at once by the webhook in the same process, and
+poll now and then for messages accepted by other processes or left behind by a
+crashed one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 import time
 
 from .dispatch import Bot
-from .handling import ReplyFailed, describe, handle_message
+from .handling import ReplyFailed, backoff_seconds, describe, handle_message
 from .inbox import Claim, InboxUnavailable, SQLiteInbox
 from .replies import Replier
 
@@ -90,7 +91,7 @@ class Worker:
 
     def _failed(self, claim: Claim, exc: Exception) -> None:
         park = claim.attempts >= self.max_attempts
-        delay = min(2.0**claim.attempts, 300.0)
+        delay = backoff_seconds(claim.attempts)
         error = describe(exc)
         if park:
             log.error(
