@@ -248,6 +248,13 @@ class BotWorker(SimpleWorker):
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return int(job.timeout or 60) + 5
 
+    @property
+    def dequeue_timeout(self) -> int:
+        # RQ's checks for dead workers' jobs (and for a scheduler to take over) run
+        # between waits for the queue, and an idle worker waits worker_ttl - 15 s
+        # (405 s). Waking every maintenance interval keeps those checks on time.
+        return max(1, min(self.worker_ttl - 15, int(self.maintenance_interval)))
+
 
 @click.command("worker")
 @click.option(
