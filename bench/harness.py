@@ -1,10 +1,11 @@
 """A baked bot under real gunicorn, driven over HTTP, with what it did read back.
 
-Shared by `bench/inbox_load.py` and the template's crash test. Everything is
-real and local: the baked project (with its bot.py made slow, as a user's bot
-calling an API would be), gunicorn, the SQLite inbox, the Node reply bridge with
-only the platform call replaced (its test mode writes each send to a file), and
-the project's own stand-in Spectrum cloud on 127.0.0.1.
+Shared by the benchmarks and the template's tests (one way to bake, one way to
+serve). Everything is real and local: the baked project (its bot.py replaced
+where a test needs another bot, e.g. a slow one, as a user's bot calling an API
+would be), gunicorn, the inbox, the Node reply bridge with only the platform
+call replaced (its test mode writes each send to a file), and the project's own
+stand-in Spectrum cloud on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from cookiecutter.main import cookiecutter
+from pytest_cookies.plugin import Cookies
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 SECRET = "b" * 64
@@ -35,7 +37,7 @@ SLOW_BOT = '''"""A bot that takes its time, like one that calls a slow API (BOT_
 import os
 import time
 
-from .dispatch import Bot
+from .botkit import Bot
 from .events import Message, Text
 
 bot = Bot()
@@ -48,15 +50,23 @@ def echo(message: Message, content: Text) -> str:
 '''
 
 
-def bake(into: Path, slow_bot: bool = True, inbox: str = "sqlite") -> Path:
-    """The default project with its bridge installed (and its bot made slow)."""
-    project = Path(
-        cookiecutter(
-            str(TEMPLATE), no_input=True, output_dir=str(into), extra_context={"inbox": inbox}
-        )
-    )
-    if slow_bot:
-        (project / "my_spectrum_bot" / "bot.py").write_text(SLOW_BOT)
+def bake(into: Path, **context: str) -> Path:
+    """Bake the template with these answers (the rest default), as the template tests do."""
+    config = into / "cookiecutter-config.yaml"
+    config.write_text(f"cookiecutters_dir: {into}/cookiecutters\nreplay_dir: {into}/replay\n")
+    made = Cookies(str(TEMPLATE), lambda name: into / name, config).bake(extra_context=context)
+    if made.exception is not None:
+        raise RuntimeError(f"the bake failed: {made.exception!r}")
+    return made.project_path
+
+
+def use_bot(project: Path, source: str) -> None:
+    """Replace the project's bot.py, as a user writing their own bot does."""
+    (project / "my_spectrum_bot" / "bot.py").write_text(source)
+
+
+def install_bridge(project: Path) -> None:
+    """`npm ci` in the project's bridge/, as `make bridge` does."""
     done = subprocess.run(
         ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
         cwd=project / "bridge",
@@ -65,7 +75,6 @@ def bake(into: Path, slow_bot: bool = True, inbox: str = "sqlite") -> Path:
     )
     if done.returncode:
         raise RuntimeError(f"npm ci failed:\n{done.stderr[-2000:]}")
-    return project
 
 
 def free_port() -> int:
@@ -101,18 +110,17 @@ def port_open(port: int) -> bool:
 
 
 class Served:
-    """gunicorn running the baked app; can be killed (-9) and started again.
+    """gunicorn (2 workers) running the baked app; can be killed (-9) and started again.
 
-    With `redis`, the app uses the Redis inbox and `rq_workers` processes of
-    `flask spectrum worker` run the bot; without, gunicorn's own threads do.
+    With `bridge`, replies go through the Node bridge in test mode, against the
+    project's stand-in cloud; without, they are logged (dry run). With `redis`,
+    the app uses the Redis inbox and `rq_workers` processes of `flask spectrum
+    worker` run the bot; without, gunicorn's own threads do. `env` overrides.
     """
 
-    def __init__(self, project: Path, work: Path, redis: bool = False, **env: str) -> None:
-        sys.path.insert(0, str(project / "tests"))
-        from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
-
-        sys.path.pop(0)
-        self.cloud = FakeSpectrum()
+    def __init__(
+        self, project: Path, work: Path, *, bridge: bool = False, redis: bool = False, **env: str
+    ) -> None:
         self.project = project
         self.port = free_port()
         self.inbox = work / "inbox.sqlite3"
@@ -123,22 +131,31 @@ class Served:
             "PORT": str(self.port),
             "SPECTRUM_SIGNING_SECRET": SECRET,
             "SPECTRUM_INBOX_PATH": str(self.inbox),
-            "SPECTRUM_PROJECT_ID": PROJECT_ID,
-            "SPECTRUM_PROJECT_SECRET": PROJECT_SECRET,
-            "SPECTRUM_CLOUD_URL": self.cloud.url,
-            "SPECTRUM_BRIDGE_TEST_SENDS": str(self.sends),
+            "SPECTRUM_INSTANCE_DIR": str(work / "instance"),
             "WEB_CONCURRENCY": "2",
-            "LOG_LEVEL": "WARNING",
             "REDIS_URL": "",
-            **env,
         }
+        self.cloud: Any = None
+        if bridge:
+            sys.path.insert(0, str(project / "tests"))
+            from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
+
+            sys.path.pop(0)
+            self.cloud = FakeSpectrum()
+            self.env |= {
+                "SPECTRUM_PROJECT_ID": PROJECT_ID,
+                "SPECTRUM_PROJECT_SECRET": PROJECT_SECRET,
+                "SPECTRUM_CLOUD_URL": self.cloud.url,
+                "SPECTRUM_BRIDGE_TEST_SENDS": str(self.sends),
+            }
+        self.env |= env
         self.process: subprocess.Popen[bytes] | None = None
         self.redis = RedisServer() if redis else None
         self.rq_workers: list[subprocess.Popen[bytes]] = []
         if self.redis:
             self.env["REDIS_URL"] = self.redis.url
             sys.path.insert(0, str(project))
-            from my_spectrum_bot.redis_inbox import RedisInbox
+            from my_spectrum_bot.inbox.redis_store import RedisInbox
 
             sys.path.pop(0)
             self.redis_inbox = RedisInbox(self.redis.url)
@@ -178,6 +195,7 @@ class Served:
         )
 
     def start(self) -> None:
+        """Start gunicorn and wait until it answers /healthz with both workers up."""
         self.process = self._spawn(
             "gunicorn", "-c", "gunicorn.conf.py", "--access-logfile", "/dev/null"
         )
@@ -244,10 +262,34 @@ class Served:
                 worker.kill()
         if self.redis:
             self.redis.close()
-        self.cloud.close()
+        if self.cloud is not None:
+            self.cloud.close()
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def request(
+        self,
+        method: str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        *,
+        path: str = "/spectrum-webhook",
+        chunked: bool = False,
+    ) -> tuple[int, Any]:
+        """One request to the app: (status, JSON answer)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        if chunked:
+            conn.putrequest(method, path)
+            for name, value in (headers or {}).items():
+                conn.putheader(name, value)
+            conn.putheader("Transfer-Encoding", "chunked")
+            conn.endheaders()
+            conn.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        else:
+            conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"null")
 
     # -- what happened -------------------------------------------------------
 

@@ -25,7 +25,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from harness import Load, Served, bake, percentile  # bench/ is on sys.path when run as a script
+from harness import SLOW_BOT, Load, Served, bake, install_bridge, percentile, use_bot
 
 
 def main() -> None:
@@ -47,10 +47,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         redis = args.inbox == "redis"
         project = bake(Path(tmp), inbox=args.inbox)
+        use_bot(project, SLOW_BOT)
+        install_bridge(project)
         served = Served(
             project,
             Path(tmp),
+            bridge=True,
             redis=redis,
+            LOG_LEVEL="WARNING",
             BOT_SLEEP=str(args.bot_sleep),
             SPECTRUM_WORKER_THREADS=str(args.threads),
             SPECTRUM_LEASE_SECONDS="5",

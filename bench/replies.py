@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from harness import bake  # bench/ is on sys.path when run as a script
+from harness import bake, install_bridge  # bench/ is on sys.path when run as a script
 
 TARGET_RATE = 1000.0
 TARGET_RATIO = 20.0
@@ -40,7 +40,8 @@ def main() -> None:
         sys.exit("node is not on PATH: install Node 22")
 
     with tempfile.TemporaryDirectory() as tmp:
-        project = bake(Path(tmp), slow_bot=False)
+        project = bake(Path(tmp))
+        install_bridge(project)
         sys.path[:0] = [str(project), str(project / "tests")]
         bridge_mod = importlib.import_module("my_spectrum_bot.bridge")
         events = importlib.import_module("my_spectrum_bot.events")

@@ -12,27 +12,22 @@ from pathlib import Path
 
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 
-# Files that belong to each optional part, relative to the project root.
-OPTIONAL_FILES = {
-    ("dockerfile", "yes"): ["Dockerfile", ".dockerignore"],
-    ("reply_bridge", "spectrum-ts"): [
-        "bridge",
-        f"{ANSWERS['package_name']}/bridge.py",
-        "tests/test_bridge.py",
-        "tests/test_bridge_node.py",
-        "tests/fake_bridge.py",
-    ],
-    ("inbox", "redis"): [f"{ANSWERS['package_name']}/redis_inbox.py", "tests/test_redis_app.py"],
-    ("tunnel", "ngrok"): [
-        f"{ANSWERS['package_name']}/tunnel.py",
-        "tests/test_tunnel.py",
-        "tests/fake_ngrok",
-    ],
-}
+
+def optional_files(answers):
+    """{(question, answer): [paths]}: the files each optional part brings.
+
+    The table is `_optional_files` in cookiecutter.json, which the template's own
+    tests read too. PACKAGE stands for the package name.
+    """
+    table = {}
+    for key, paths in answers["_optional_files"].items():
+        field, value = key.split("=", 1)
+        table[field, value] = [p.replace("PACKAGE", answers["package_name"], 1) for p in paths]
+    return table
 
 
 def remove_unchosen(root, answers):
-    for (field, value), paths in OPTIONAL_FILES.items():
+    for (field, value), paths in optional_files(answers).items():
         if answers[field] == value:
             continue
         for relative in paths:

@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from harness import Load, Served, bake  # bench/harness.py (pythonpath in pyproject.toml)
+from harness import SLOW_BOT, Load, Served, bake, install_bridge, use_bot  # bench/harness.py
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH: CI installs it")
@@ -26,10 +26,14 @@ def test_kill_9_loses_nothing_acknowledged_and_handles_repeats_once(
     if redis and shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (apt install redis-server; CI installs it)")
     project = bake(tmp_path, inbox=inbox)
+    use_bot(project, SLOW_BOT)
+    install_bridge(project)
     served = Served(
         project,
         tmp_path,
+        bridge=True,
         redis=redis,
+        LOG_LEVEL="WARNING",
         BOT_SLEEP="0.3",
         SPECTRUM_WORKER_THREADS="16",
         # With Redis this is the job timeout: bot and replies must fit in it.

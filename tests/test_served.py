@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
-import json
 import signal
 import subprocess
 import sys
@@ -13,42 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import delivery, free_port  # bench/harness.py
+from harness import SECRET, Served, delivery, free_port  # bench/harness.py
 from slack_sdk.signature import SignatureVerifier
-
-SECRET = "9" * 64
-PATH = "/spectrum-webhook"
-
-
-class Served:
-    def __init__(self, project: Path, port: int, **env: str) -> None:
-        self.port = port
-        self.log_path = project / "gunicorn.log"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--workers", "2"],
-            cwd=project,
-            env={"PATH": "/usr/bin:/bin", "PORT": str(port), "SPECTRUM_SIGNING_SECRET": SECRET}
-            | env,
-            stdout=self.log_path.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-
-    def request(self, method: str, body: bytes = b"", headers: dict | None = None, chunked=False):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        if chunked:
-            conn.putrequest(method, PATH)
-            for name, value in (headers or {}).items():
-                conn.putheader(name, value)
-            conn.putheader("Transfer-Encoding", "chunked")
-            conn.endheaders()
-            conn.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
-        else:
-            conn.request(method, PATH, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, json.loads(response.read() or b"null")
-
-    def log(self) -> str:
-        return self.log_path.read_text()
 
 
 def signed(body: bytes, timestamp: int | None = None, secret: str = SECRET) -> dict[str, str]:
@@ -62,30 +26,14 @@ def signed(body: bytes, timestamp: int | None = None, secret: str = SECRET) -> d
     }
 
 
-def wait_until_healthy(server: Served) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                break
-        except OSError:
-            pass
-        assert server.process.poll() is None, server.log()
-        assert time.monotonic() < deadline, "gunicorn did not come up:\n" + server.log()
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
-def served(cookies_session) -> Iterator[Served]:
+def served(cookies_session, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     result = cookies_session.bake()
     assert result.exit_code == 0, result.exception
-    server = Served(Path(result.project_path), free_port())
-    wait_until_healthy(server)
+    server = Served(result.project_path, tmp_path_factory.mktemp("served"))
+    server.start()
     yield server
-    if server.process.poll() is None:
-        server.process.kill()
+    server.close()
 
 
 def wait_for_log(server: Served, text: str, timeout: float = 10) -> str:

@@ -12,14 +12,11 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from conftest import run
-from harness import delivery, free_port
-from test_served import Served, signed, wait_until_healthy
+from harness import Served, delivery, install_bridge
+from test_served import signed
 
 NODE = shutil.which("node")
 
@@ -47,30 +44,11 @@ def gone(pid: int, timeout: float) -> bool:
 def test_replies_go_through_the_bridge_and_it_stops_with_its_worker(cookies, tmp_path) -> None:
     result = cookies.bake()
     assert result.exit_code == 0, result.exception
-    project = Path(result.project_path)
-    installed = run(
-        ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"], project / "bridge"
-    )
-    assert installed.returncode == 0, installed.stderr[-3000:]
-
-    sys.path.insert(0, str(project / "tests"))
+    install_bridge(result.project_path)
+    server = Served(result.project_path, tmp_path, bridge=True)
+    sends = server.sends
     try:
-        from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
-    finally:
-        sys.path.pop(0)
-    cloud = FakeSpectrum()
-    sends = tmp_path / "sends.jsonl"
-    server = Served(
-        project,
-        free_port(),
-        PATH=f"{Path(NODE).parent}:/usr/bin:/bin",
-        SPECTRUM_PROJECT_ID=PROJECT_ID,
-        SPECTRUM_PROJECT_SECRET=PROJECT_SECRET,
-        SPECTRUM_CLOUD_URL=cloud.url,
-        SPECTRUM_BRIDGE_TEST_SENDS=str(sends),
-    )
-    try:
-        wait_until_healthy(server)
+        server.start()
         for n in range(10):
             body = delivery(f"m-bridge-{n}", f"hello {n}")
             assert server.request("POST", body, signed(body))[0] == 202
@@ -90,9 +68,7 @@ def test_replies_go_through_the_bridge_and_it_stops_with_its_worker(cookies, tmp
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=40) == 0
     finally:
-        if server.process.poll() is None:
-            server.process.kill()
-        cloud.close()
+        server.close()
 
     log = server.log()
     texts = sorted(json.loads(line)["content"]["text"] for line in sends.read_text().splitlines())

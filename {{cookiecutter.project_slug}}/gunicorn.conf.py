@@ -47,13 +47,17 @@ def on_starting(server):
 def post_worker_init(worker):
     # Start handling stored messages at once, including any a crashed worker left.
     # (With Redis there is nothing to start here: `flask spectrum worker` runs the bot.)
-    bot_worker = worker.wsgi.extensions["spectrum"].worker
-    if bot_worker is not None:
-        bot_worker.start()
+    from {{ cookiecutter.package_name }}.runtime import runtime
+
+    bot_threads = runtime(worker.wsgi).bot_threads
+    if bot_threads is not None:
+        bot_threads.start()
 
 
 def worker_exit(server, worker):
+    from {{ cookiecutter.package_name }}.runtime import runtime
+
     app = getattr(worker, "wsgi", None)
-    bot_worker = app.extensions["spectrum"].worker if app is not None else None
-    if bot_worker is not None:
-        bot_worker.stop(timeout=graceful_timeout - 5)
+    bot_threads = runtime(app).bot_threads if app is not None else None
+    if bot_threads is not None:
+        bot_threads.stop(timeout=graceful_timeout - 5)

@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from {{ cookiecutter.package_name }} import create_app
+from {{ cookiecutter.package_name }}.botkit import Bot
 from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.dispatch import Bot
 from {{ cookiecutter.package_name }}.events import Message, Text
 from {{ cookiecutter.package_name }}.samples import encode, text_delivery
 from {{ cookiecutter.package_name }}.verify import signed_headers
@@ -95,6 +95,8 @@ def settings(tmp_path) -> Settings:
         signing_secrets=(SECRET, OLD_SECRET),
         tolerance_seconds=TOLERANCE_SECONDS,
         max_body_bytes=MAX_BODY_BYTES,
+        instance_dir=tmp_path / "instance",
+        env_file=tmp_path / ".env",
         inbox_path=tmp_path / "inbox.sqlite3",
         redis_url="",  # these tests use the SQLite inbox; test_inbox_contract.py covers both
         start_worker=False,  # tests drive the worker by hand

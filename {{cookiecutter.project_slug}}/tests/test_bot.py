@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from {{ cookiecutter.package_name }}.bot import bot
-from {{ cookiecutter.package_name }}.dispatch import Bot, React
+from {{ cookiecutter.package_name }}.botkit import Bot, React
 from {{ cookiecutter.package_name }}.events import Attachment, Text, parse_event
 from {{ cookiecutter.package_name }}.samples import delivery, text_delivery
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import threading
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.bridge import Bridge, BridgeError, BridgeReplier
+from {{ cookiecutter.package_name }}.bridge import Bridge, BridgeError, BridgeSender
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.events import Space
-from {{ cookiecutter.package_name }}.replies import choose_replier
+from {{ cookiecutter.package_name }}.sending import DryRunSender, choose_sender
 
 FAKE = [sys.executable, str(Path(__file__).with_name("fake_bridge.py"))]
 SPACE = Space(id="any;-;+15550100", platform="iMessage", phone="+15551234567")
@@ -33,12 +34,12 @@ def bridge() -> Iterator[Bridge]:
 
 
 def send(bridge: Bridge, text: str, key: str = "m#0") -> dict:
-    return BridgeReplier(bridge).send(SPACE, {"type": "text", "text": text}, key=key)
+    return BridgeSender(bridge).send(SPACE, {"type": "text", "text": text}, key=key)
 
 
 def pid(bridge: Bridge) -> int:
-    assert bridge._proc is not None
-    return bridge._proc.popen.pid
+    assert bridge.pid is not None
+    return bridge.pid
 
 
 def test_answers_are_returned_as_receipts(bridge: Bridge) -> None:
@@ -47,7 +48,7 @@ def test_answers_are_returned_as_receipts(bridge: Bridge) -> None:
 
 
 def test_started_once_and_kept(bridge: Bridge) -> None:
-    assert bridge._proc is None  # lazily: nothing runs until the first reply
+    assert bridge.pid is None  # lazily: nothing runs until the first reply
     send(bridge, "one")
     first = pid(bridge)
     send(bridge, "two")
@@ -151,7 +152,7 @@ def test_close_stops_the_process_and_fails_what_it_held(bridge: Bridge) -> None:
     """The worker has finished its messages before it closes the bridge; anything still
     in flight then is abandoned (its message goes back to the inbox), never left hanging."""
     send(bridge, "warm up")
-    popen = bridge._proc.popen
+    popen = bridge.process.current.popen
     errors: list[str] = []
 
     def slow() -> None:
@@ -173,10 +174,37 @@ def test_close_stops_the_process_and_fails_what_it_held(bridge: Bridge) -> None:
         send(bridge, "too late")
 
 
-def installed_bridge_dir(tmp_path: Path) -> Path:
-    (tmp_path / "node_modules" / "spectrum-ts").mkdir(parents=True)
+def installed_bridge_dir(tmp_path: Path, installed: bool = True) -> Path:
+    if installed:
+        (tmp_path / "node_modules" / "spectrum-ts").mkdir(parents=True)
     (tmp_path / "bridge.mjs").write_text("// placeholder\n")
     return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            {"bridge_dir": Path("/nonexistent")},
+            "no reply bridge in this project (/nonexistent/bridge.mjs)",
+        ),
+        ({"project_secret": ""}, "SPECTRUM_PROJECT_ID and SPECTRUM_PROJECT_SECRET are not set"),
+        ({"node": "no-such-node-binary"}, "'no-such-node-binary' is not on PATH: install Node 22"),
+        ({"installed": False}, "the bridge is not installed: run `make bridge`"),
+    ],
+)
+def test_dry_run_says_why(tmp_path: Path, change: dict, reason: str) -> None:
+    installed = change.pop("installed", True)
+    settings = Settings(
+        signing_secrets=("s",),
+        project_id="p",
+        project_secret="s",
+        node="python3",  # on PATH wherever these tests run
+        bridge_dir=installed_bridge_dir(tmp_path, installed),
+    )
+    sender, why = choose_sender(dataclasses.replace(settings, **change))
+    assert isinstance(sender, DryRunSender)
+    assert why == reason
 
 
 def test_the_bridge_is_chosen_when_everything_is_there(tmp_path: Path) -> None:
@@ -187,8 +215,8 @@ def test_the_bridge_is_chosen_when_everything_is_there(tmp_path: Path) -> None:
         node="python3",
         bridge_dir=installed_bridge_dir(tmp_path),
     )
-    replier, why = choose_replier(settings)
-    assert isinstance(replier, BridgeReplier)
+    sender, why = choose_sender(settings)
+    assert isinstance(sender, BridgeSender)
     assert why == "through the spectrum-ts bridge (imessage)"
-    assert replier.bridge.command[1] == str(settings.bridge_dir / "bridge.mjs")
-    assert replier.bridge.env["SPECTRUM_PROJECT_ID"] == "p"
+    assert sender.bridge.command[1] == str(settings.bridge_dir / "bridge.mjs")
+    assert sender.bridge.env["SPECTRUM_PROJECT_ID"] == "p"

@@ -26,9 +26,10 @@ from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
 from flask import Flask
 
 from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.bridge import Bridge, BridgeError, BridgeReplier
+from {{ cookiecutter.package_name }}.bridge import Bridge, BridgeError, BridgeSender
 from {{ cookiecutter.package_name }}.config import DEFAULT_BRIDGE_DIR, Settings
 from {{ cookiecutter.package_name }}.events import Space
+from {{ cookiecutter.package_name }}.runtime import runtime
 from {{ cookiecutter.package_name }}.samples import encode, text_delivery
 from {{ cookiecutter.package_name }}.verify import signed_headers
 
@@ -100,7 +101,7 @@ def sent(sends: Path) -> list[dict]:
 
 
 def send(bridge: Bridge, text: str, key: str, space: Space = SPACE) -> dict:
-    return BridgeReplier(bridge).send(space, {"type": "text", "text": text}, key=key)
+    return BridgeSender(bridge).send(space, {"type": "text", "text": text}, key=key)
 
 
 def test_starts_once_against_the_cloud_and_sends(start_bridge, fake: FakeSpectrum, sends) -> None:
@@ -222,7 +223,7 @@ def app(
         )
     )
     yield app
-    app.extensions["spectrum"].worker.stop()
+    runtime(app).bot_threads.stop()
 
 
 def wait_until(condition, timeout: float = 60) -> None:
@@ -233,10 +234,10 @@ def wait_until(condition, timeout: float = 60) -> None:
 
 
 def test_the_echo_reply_goes_out_through_the_bridge(app: Flask, post: Post, sends) -> None:
-    runtime = app.extensions["spectrum"]
+    current = runtime(app)
     assert post(encode(text_delivery("hello", message_id="m-1"))).status_code == 202
-    assert runtime.worker.process_one()
-    status = runtime.inbox.status("m-1")
+    assert current.bot_threads.process_one()
+    status = current.inbox.status("m-1")
     assert status.state == "done"
     assert status.outcome["replies"] == [
         {
@@ -250,22 +251,22 @@ def test_the_echo_reply_goes_out_through_the_bridge(app: Flask, post: Post, send
 def test_killing_node_mid_burst_loses_no_reply_and_sends_none_twice(
     app: Flask, post: Post, sends
 ) -> None:
-    runtime = app.extensions["spectrum"]
-    bridge = runtime.worker.replier.bridge
+    current = runtime(app)
+    bridge = current.bot_threads.sender.bridge
     bridge.env["SPECTRUM_BRIDGE_TEST_DELAY_MS"] = "20"  # a send takes a while: kill mid-send
     ids = [f"m-{n}" for n in range(100)]
     for message_id in ids:
         assert post(encode(text_delivery(message_id, message_id=message_id))).status_code == 202
-    runtime.worker.start()
+    current.bot_threads.start()
     wait_until(lambda: len(sent(sends)) >= 20)
-    killed = bridge._proc.popen.pid
+    killed = bridge.pid
     os.kill(killed, signal.SIGKILL)
 
-    wait_until(lambda: all(runtime.inbox.status(m).state == "done" for m in ids))
+    wait_until(lambda: all(current.inbox.status(m).state == "done" for m in ids))
     keys = [s["key"] for s in sent(sends)]
     assert sorted(keys) == sorted(f"{m}#0" for m in ids)  # every reply, each exactly once
-    assert bridge._proc.popen.pid != killed
-    retried = [m for m in ids if runtime.inbox.status(m).attempts > 1]
+    assert bridge.pid != killed
+    retried = [m for m in ids if current.inbox.status(m).attempts > 1]
     assert retried, "the kill should have caught replies in flight"
 
 
@@ -274,12 +275,12 @@ def test_without_credentials_the_same_run_logs_the_replies(
 ) -> None:
     caplog.set_level(logging.INFO)
     app = create_app(dataclasses.replace(settings, project_id="", project_secret=""))
-    runtime = app.extensions["spectrum"]
+    current = runtime(app)
     body = encode(text_delivery("hello", message_id="m-1"))
     headers = signed_headers(SECRET, int(time.time()), body)
     assert app.test_client().post(WEBHOOK_PATH, data=body, headers=headers).status_code == 202
-    assert runtime.worker.process_one()
-    assert runtime.inbox.status("m-1").outcome["replies"][0]["receipt"] == {"mode": "dry-run"}
+    assert current.bot_threads.process_one()
+    assert current.inbox.status("m-1").outcome["replies"][0]["receipt"] == {"mode": "dry-run"}
     assert (
         'reply dry-run space_id="any;-;+15550100" platform="iMessage" text="You said: hello"'
         in caplog.text

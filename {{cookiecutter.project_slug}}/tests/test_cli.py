@@ -13,6 +13,7 @@ from werkzeug.serving import make_server
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.runtime import runtime
 from {{ cookiecutter.package_name }}.verify import verify
 
 
@@ -25,7 +26,7 @@ def live_app(settings: Settings) -> Iterator[tuple[Flask, str]]:
     thread.start()
     yield app, f"http://127.0.0.1:{server.server_port}{WEBHOOK_PATH}"
     server.shutdown()
-    app.extensions["spectrum"].worker.stop()
+    runtime(app).bot_threads.stop()
 
 
 def test_send_test_shows_what_the_bot_did(live_app: tuple[Flask, str]) -> None:
@@ -84,7 +85,7 @@ def test_sign_prints_headers_that_verify(app: Flask) -> None:
 def test_parked_messages_listed_and_replayed(app: Flask) -> None:
     from {{ cookiecutter.package_name }}.samples import encode, text_delivery
 
-    inbox = app.extensions["spectrum"].inbox
+    inbox = runtime(app).inbox
     runner = app.test_cli_runner()
     assert runner.invoke(args=["spectrum", "inbox", "parked"]).output == "no parked messages\n"
     for message_id in ("m-1", "m-2"):

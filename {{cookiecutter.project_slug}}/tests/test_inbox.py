@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from conftest import BlockingBot
 
-from {{ cookiecutter.package_name }}.dispatch import Bot
+from {{ cookiecutter.package_name }}.botkit import Bot
 from {{ cookiecutter.package_name }}.events import Message, Text
-from {{ cookiecutter.package_name }}.inbox import InboxUnavailable, SQLiteInbox
-from {{ cookiecutter.package_name }}.replies import LogReplier
+from {{ cookiecutter.package_name }}.inbox.contract import InboxUnavailable
+from {{ cookiecutter.package_name }}.inbox.sqlite_runner import BotThreads
+from {{ cookiecutter.package_name }}.inbox.sqlite_store import SQLiteInbox
 from {{ cookiecutter.package_name }}.samples import encode, text_delivery
-from {{ cookiecutter.package_name }}.worker import Worker
+from {{ cookiecutter.package_name }}.sending import DryRunSender
 
 
 @pytest.fixture
@@ -128,7 +129,7 @@ def flaky_bot(failures: int) -> Bot:
 
 
 def test_a_failing_bot_is_retried_then_succeeds(inbox: SQLiteInbox) -> None:
-    worker = Worker(inbox, flaky_bot(failures=1), LogReplier(), max_attempts=3)
+    worker = BotThreads(inbox, flaky_bot(failures=1), DryRunSender(), max_attempts=3)
     inbox.accept("m-1", payload())
     assert worker.process_one()
     status = inbox.status("m-1")
@@ -140,7 +141,7 @@ def test_a_failing_bot_is_retried_then_succeeds(inbox: SQLiteInbox) -> None:
 
 
 def test_a_message_that_keeps_failing_is_parked(inbox: SQLiteInbox) -> None:
-    worker = Worker(inbox, flaky_bot(failures=99), LogReplier(), max_attempts=2)
+    worker = BotThreads(inbox, flaky_bot(failures=99), DryRunSender(), max_attempts=2)
     inbox.accept("m-1", payload())
     for _ in range(2):
         inbox._run("UPDATE inbox SET available_at = 0")
@@ -158,7 +159,7 @@ def test_stop_lets_the_message_in_hand_finish(inbox: SQLiteInbox) -> None:
         time.sleep(0.3)
         return "finished"
 
-    worker = Worker(inbox, bot, LogReplier(), threads=1, poll_seconds=0.01)
+    worker = BotThreads(inbox, bot, DryRunSender(), threads=1, poll_seconds=0.01)
     inbox.accept("m-1", payload())
     worker.start()
     deadline = time.monotonic() + 5
@@ -169,7 +170,7 @@ def test_stop_lets_the_message_in_hand_finish(inbox: SQLiteInbox) -> None:
 
 
 def test_parked_messages_can_be_listed_and_replayed(inbox: SQLiteInbox) -> None:
-    worker = Worker(inbox, flaky_bot(failures=1), LogReplier(), max_attempts=1)
+    worker = BotThreads(inbox, flaky_bot(failures=1), DryRunSender(), max_attempts=1)
     inbox.accept("m-1", payload())
     worker.process_one()
     (parked,) = inbox.parked()
@@ -186,7 +187,7 @@ def test_a_slow_bot_keeps_its_message(inbox: SQLiteInbox) -> None:
     """The heartbeat renews the lease, so no second worker takes a message in hand."""
     bot = BlockingBot(timeout=5)
     started, release = bot.started, bot.release
-    worker = Worker(inbox, bot, LogReplier(), threads=1, lease_seconds=0.3, poll_seconds=0.01)
+    worker = BotThreads(inbox, bot, DryRunSender(), threads=1, lease_seconds=0.3, poll_seconds=0.01)
     inbox.accept("m-1", payload())
     worker.start()
     assert started.wait(5)
@@ -208,7 +209,7 @@ def test_a_crashed_workers_message_comes_back_after_its_lease(inbox: SQLiteInbox
 def test_stop_gives_back_what_it_could_not_finish(inbox: SQLiteInbox) -> None:
     bot = BlockingBot(timeout=5)
     started, release = bot.started, bot.release
-    worker = Worker(inbox, bot, LogReplier(), threads=1, poll_seconds=0.01)
+    worker = BotThreads(inbox, bot, DryRunSender(), threads=1, poll_seconds=0.01)
     inbox.accept("m-1", payload())
     worker.start()
     assert started.wait(5)

@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 from conftest import listening, unused_port
 
-from {{ cookiecutter.package_name }}.dispatch import Bot
+from {{ cookiecutter.package_name }}.botkit import Bot
 from {{ cookiecutter.package_name }}.events import Message, Space, Text
-from {{ cookiecutter.package_name }}.inbox import InboxUnavailable, SQLiteInbox
+from {{ cookiecutter.package_name }}.inbox.contract import InboxUnavailable
+from {{ cookiecutter.package_name }}.inbox.sqlite_runner import BotThreads
+from {{ cookiecutter.package_name }}.inbox.sqlite_store import SQLiteInbox
 from {{ cookiecutter.package_name }}.samples import encode, text_delivery
-from {{ cookiecutter.package_name }}.worker import Worker
 
-HAS_REDIS = importlib.util.find_spec("{{ cookiecutter.package_name }}.redis_inbox") is not None
+HAS_REDIS = importlib.util.find_spec("{{ cookiecutter.package_name }}.inbox.redis_store") is not None
 BACKENDS = ["sqlite", "redis"] if HAS_REDIS else ["sqlite"]
 ATTEMPTS = 3
 
@@ -84,7 +85,7 @@ class SQLiteBackend(Backend):
         self.inbox = SQLiteInbox(self.path)
 
     def process(self, scenario: Scenario) -> None:
-        worker = Worker(self.inbox, scenario.bot, scenario.sender, max_attempts=ATTEMPTS)
+        worker = BotThreads(self.inbox, scenario.bot, scenario.sender, max_attempts=ATTEMPTS)
         while True:
             self.inbox._run("UPDATE inbox SET available_at = 0 WHERE state = 'pending'")
             if not worker.process_one():
@@ -98,7 +99,7 @@ class RedisBackend(Backend):
     name = "redis"
 
     def __init__(self, url: str) -> None:
-        from {{ cookiecutter.package_name }}.redis_inbox import RedisInbox
+        from {{ cookiecutter.package_name }}.inbox.redis_store import RedisInbox
 
         self.url = url
         # No pause between retries here: RQ requeues at once without its scheduler.
@@ -106,14 +107,16 @@ class RedisBackend(Backend):
         self.inbox.connection.flushdb()
 
     def process(self, scenario: Scenario) -> None:
-        from {{ cookiecutter.package_name }} import redis_inbox
+        from {{ cookiecutter.package_name }}.inbox import redis_runner
 
-        worker = redis_inbox.BotWorker([self.inbox.queue], connection=self.inbox.connection)
-        with redis_inbox.using(scenario.bot, scenario.sender):
-            worker.work(burst=True, logging_level="WARNING")
+        tools = redis_runner.JobTools(scenario.bot, scenario.sender)
+        worker = redis_runner.BotWorker(
+            [self.inbox.queue], connection=self.inbox.connection, tools=tools
+        )
+        worker.work(burst=True, logging_level="WARNING")
 
     def another_process(self) -> object:
-        from {{ cookiecutter.package_name }}.redis_inbox import RedisInbox
+        from {{ cookiecutter.package_name }}.inbox.redis_store import RedisInbox
 
         return RedisInbox(self.url, max_attempts=ATTEMPTS)
 
@@ -215,7 +218,7 @@ def test_unavailable_storage_raises_then_recovers(backend: Backend, tmp_path: Pa
         blocker.write_text("a file where the inbox's folder should be")
         broken, repair = SQLiteInbox(blocker / "inbox.sqlite3"), blocker.unlink
     else:
-        from {{ cookiecutter.package_name }}.redis_inbox import RedisInbox
+        from {{ cookiecutter.package_name }}.inbox.redis_store import RedisInbox
 
         port = unused_port()  # no Redis there yet
         broken, servers = RedisInbox(f"redis://127.0.0.1:{port}/0"), []

@@ -9,7 +9,8 @@ from conftest import SECRET, WEBHOOK_PATH, unused_port
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.redis_inbox import RedisInbox
+from {{ cookiecutter.package_name }}.inbox.redis_store import RedisInbox
+from {{ cookiecutter.package_name }}.runtime import runtime
 from {{ cookiecutter.package_name }}.samples import encode, text_delivery
 from {{ cookiecutter.package_name }}.verify import signed_headers
 
@@ -24,9 +25,9 @@ def test_webhook_enqueues_and_the_worker_command_runs_the_bot(
     settings: Settings, redis_server: str
 ) -> None:
     app = create_app(dataclasses.replace(settings, redis_url=redis_server))
-    inbox = app.extensions["spectrum"].inbox
+    inbox = runtime(app).inbox
     assert isinstance(inbox, RedisInbox)
-    assert app.extensions["spectrum"].worker is None  # no bot threads in the web process
+    assert runtime(app).bot_threads is None  # no bot threads in the web process
     inbox.connection.flushdb()
 
     assert post(app, "m-1").status_code == 202

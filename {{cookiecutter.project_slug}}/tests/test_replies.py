@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
 
 import pytest
 
+from {{ cookiecutter.package_name }}.botkit import Bot, React
 from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.dispatch import Bot, React
 from {{ cookiecutter.package_name }}.events import Message, Space, Text
-from {{ cookiecutter.package_name }}.inbox import SQLiteInbox
-from {{ cookiecutter.package_name }}.replies import LogReplier, choose_replier
+from {{ cookiecutter.package_name }}.inbox.sqlite_runner import BotThreads
+from {{ cookiecutter.package_name }}.inbox.sqlite_store import SQLiteInbox
 from {{ cookiecutter.package_name }}.samples import encode, text_delivery
-from {{ cookiecutter.package_name }}.worker import Worker
+from {{ cookiecutter.package_name }}.sending import DryRunSender, choose_sender
 
 
 class FlakySender:
@@ -61,7 +60,7 @@ def accept(inbox: SQLiteInbox, message_id: str = "m-1") -> None:
     inbox.accept(message_id, encode(text_delivery("hi", message_id=message_id)).decode())
 
 
-def run_due(worker: Worker, inbox: SQLiteInbox) -> None:
+def run_due(worker: BotThreads, inbox: SQLiteInbox) -> None:
     inbox._run("UPDATE inbox SET available_at = 0 WHERE state = 'pending'")
     worker.process_one()
 
@@ -69,7 +68,7 @@ def run_due(worker: Worker, inbox: SQLiteInbox) -> None:
 def test_a_failed_reply_is_retried_alone(inbox: SQLiteInbox) -> None:
     bot, runs = three_replies()
     sender = FlakySender({"second": 2})
-    worker = Worker(inbox, bot, sender, max_attempts=5)
+    worker = BotThreads(inbox, bot, sender, max_attempts=5)
     accept(inbox)
     for _ in range(3):
         run_due(worker, inbox)
@@ -86,7 +85,7 @@ def test_a_reply_that_keeps_failing_is_parked_with_its_space(
 ) -> None:
     bot, runs = three_replies()
     sender = FlakySender({"second": 99})
-    worker = Worker(inbox, bot, sender, max_attempts=3)
+    worker = BotThreads(inbox, bot, sender, max_attempts=3)
     accept(inbox)
     for _ in range(3):
         run_due(worker, inbox)
@@ -102,7 +101,7 @@ def test_a_reply_that_keeps_failing_is_parked_with_its_space(
 def test_a_worker_that_lost_its_lease_stops(inbox: SQLiteInbox) -> None:
     bot, _ = three_replies()
     sender = FlakySender({})
-    worker = Worker(inbox, bot, sender, lease_seconds=60)
+    worker = BotThreads(inbox, bot, sender, lease_seconds=60)
     accept(inbox)
     original = inbox.save_progress
     calls = []
@@ -129,54 +128,27 @@ def test_progress_renews_the_lease(inbox: SQLiteInbox) -> None:
 def test_dry_run_logs_each_reply(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     space = Space(id="any;-;+15550100", platform="iMessage")
-    replier = LogReplier()
-    assert replier.send(space, {"type": "text", "text": "héllo"}, key="m#0") == {"mode": "dry-run"}
-    replier.send(space, {"type": "reaction", "emoji": "❤️", "target": "m"}, key="m#1")
+    sender = DryRunSender()
+    assert sender.send(space, {"type": "text", "text": "héllo"}, key="m#0") == {"mode": "dry-run"}
+    sender.send(space, {"type": "reaction", "emoji": "❤️", "target": "m"}, key="m#1")
     assert (
         'reply dry-run space_id="any;-;+15550100" platform="iMessage" text="héllo"' in caplog.text
     )
     assert 'emoji="❤️" target="m"' in caplog.text
 
 
-def bridge_dir(tmp_path: Path, installed: bool = True) -> Path:
-    (tmp_path / "bridge").mkdir()
-    (tmp_path / "bridge" / "bridge.mjs").write_text("// placeholder\n")
-    if installed:
-        (tmp_path / "bridge" / "node_modules" / "spectrum-ts").mkdir(parents=True)
-    return tmp_path / "bridge"
-
-
-@pytest.mark.parametrize(
-    ("change", "reason"),
-    [
-        (
-            {"bridge_dir": Path("/nonexistent")},
-            "no reply bridge in this project (/nonexistent/bridge.mjs)",
-        ),
-        ({"project_secret": ""}, "SPECTRUM_PROJECT_ID and SPECTRUM_PROJECT_SECRET are not set"),
-        ({"node": "no-such-node-binary"}, "'no-such-node-binary' is not on PATH: install Node 22"),
-        ({"installed": False}, "the bridge is not installed: run `make bridge`"),
-    ],
-)
-def test_dry_run_says_why(tmp_path: Path, change: dict, reason: str) -> None:
-    installed = change.pop("installed", True)
-    settings = Settings(
-        signing_secrets=("s",),
-        project_id="p",
-        project_secret="s",
-        node="python3",  # on PATH wherever these tests run
-        bridge_dir=bridge_dir(tmp_path, installed),
-    )
-    replier, why = choose_replier(dataclasses.replace(settings, **change))
-    assert isinstance(replier, LogReplier)
-    assert why == reason
+def test_without_a_bridge_replies_are_logged_and_the_log_says_why() -> None:
+    settings = Settings(signing_secrets=("s",), bridge_dir=Path("/nonexistent"))
+    sender, why = choose_sender(settings)
+    assert isinstance(sender, DryRunSender)
+    assert why == "no reply bridge in this project (/nonexistent/bridge.mjs)"
 
 
 def test_react_reaches_the_sender_as_a_reaction(inbox: SQLiteInbox) -> None:
     bot = Bot()
     bot.on(Text)(lambda message, content: React("👍"))
     sender = FlakySender({})
-    worker = Worker(inbox, bot, sender)
+    worker = BotThreads(inbox, bot, sender)
     accept(inbox)
     worker.process_one()
     (reply,) = inbox.status("m-1").outcome["replies"]

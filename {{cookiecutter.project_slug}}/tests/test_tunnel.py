@@ -20,17 +20,19 @@ import pytest
 from conftest import SIGNING_SECRET_ENV, WEBHOOK_PATH, unused_port
 from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
 
+from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.envfile import (
     KnownWebhooks,
     read_secrets,
     save_registration,
 )
 from {{ cookiecutter.package_name }}.management import ManagementAPI
+from {{ cookiecutter.package_name }}.registrations import Registrations
 from {{ cookiecutter.package_name }}.samples import encode, text_delivery
 from {{ cookiecutter.package_name }}.tunnel import (
     NgrokTunnel,
     TunnelError,
-    ngrok_from_env,
+    ngrok_from_settings,
     run_loop,
 )
 from {{ cookiecutter.package_name }}.verify import signed_headers
@@ -91,8 +93,7 @@ def loop(fake: FakeSpectrum, tmp_path: Path):
             tunnel=recorder,
             public_url=None,
             api=api,
-            env_path=env_path,
-            known=known,
+            registrations=Registrations(env_path, known),
             keep=keep,
             app=recorder,
             wait=wait,
@@ -175,8 +176,7 @@ def test_any_other_tunnel_with_url(fake: FakeSpectrum, loop, tmp_path: Path) -> 
             tunnel=None,
             public_url="https://bot.trycloudflare.com/",
             api=loop.api,
-            env_path=loop.env_path,
-            known=loop.known,
+            registrations=Registrations(loop.env_path, loop.known),
             keep=False,
             app=recorder,
             wait=lambda app: (recorder.note("running"), interrupted(app)),
@@ -270,11 +270,13 @@ def test_ngrok_failure_is_one_line(fake_ngrok, monkeypatch) -> None:
     ],
 )
 def test_a_missing_token_names_the_right_variable(environ, message) -> None:
+    def settings(environ: dict[str, str]) -> Settings:
+        return Settings.from_env({SIGNING_SECRET_ENV: "s", **environ})
+
     with pytest.raises(TunnelError, match=message.replace("(", r"\(")):
-        ngrok_from_env(environ)
-    assert ngrok_from_env({"NGROK_AUTHTOKEN": "t", "NGROK_DOMAIN": "x.ngrok.app"}).domain == (
-        "x.ngrok.app"
-    )
+        ngrok_from_settings(settings(environ))
+    found = ngrok_from_settings(settings({"NGROK_AUTHTOKEN": "t", "NGROK_DOMAIN": "x.ngrok.app"}))
+    assert found.domain == "x.ngrok.app"
 
 
 def test_importing_the_app_never_imports_ngrok() -> None:

@@ -23,16 +23,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from {{ cookiecutter.package_name }} import Runtime, create_app
+from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.replies import LogReplier
+from {{ cookiecutter.package_name }}.inbox.sqlite_runner import BotThreads
+from {{ cookiecutter.package_name }}.runtime import runtime
 from {{ cookiecutter.package_name }}.samples import delivery, encode, text_delivery
+from {{ cookiecutter.package_name }}.sending import DryRunSender
 from {{ cookiecutter.package_name }}.verify import signed_headers
-from {{ cookiecutter.package_name }}.worker import Worker
-
-
-def runtime(app: Flask) -> Runtime:
-    return app.extensions["spectrum"]
 
 
 def test_good_delivery_is_accepted_and_stored(app: Flask, post: Post) -> None:
@@ -45,7 +42,7 @@ def test_good_delivery_is_accepted_and_stored(app: Flask, post: Post) -> None:
 
 def test_the_bot_runs_after_the_answer(app: Flask, post: Post) -> None:
     post(encode(text_delivery("hello", message_id="spc-msg-1")))
-    assert runtime(app).worker.process_one()
+    assert runtime(app).bot_threads.process_one()
     status = runtime(app).inbox.status("spc-msg-1")
     assert status.state == "done"
     assert status.outcome["replies"] == [
@@ -57,7 +54,7 @@ def test_a_slow_bot_does_not_hold_up_the_answer(app: Flask, post: Post) -> None:
     """The handler is still blocked when Spectrum gets its 202: the work is decoupled."""
     slow_bot = BlockingBot()
     started, release = slow_bot.started, slow_bot.release
-    worker = Worker(runtime(app).inbox, slow_bot, LogReplier(), threads=1, poll_seconds=0.05)
+    worker = BotThreads(runtime(app).inbox, slow_bot, DryRunSender(), threads=1, poll_seconds=0.05)
     worker.start()
     try:
         assert post(encode(text_delivery("one", message_id="m-1"))).status_code == 202
@@ -73,14 +70,14 @@ def test_a_slow_bot_does_not_hold_up_the_answer(app: Flask, post: Post) -> None:
 def test_same_message_again_is_acknowledged_but_not_processed(app: Flask, post: Post) -> None:
     body = encode(text_delivery("hello", message_id="spc-msg-1"))
     assert post(body).status_code == 202
-    assert runtime(app).worker.process_one()
+    assert runtime(app).bot_threads.process_one()
     # A retry, and the same message through a second registration (another webhook id).
     again = post(body)
     other = post(body, headers={"X-Spectrum-Webhook-Id": "9f1e3d4b-2c8a-4f5d-b7e6-1a2b3c4d5e6f"})
     for response in (again, other):
         assert response.status_code == 200
         assert response.json == {"status": "duplicate", "message_id": "spc-msg-1"}
-    assert not runtime(app).worker.process_one()
+    assert not runtime(app).bot_threads.process_one()
 
 
 def test_duplicates_are_caught_by_a_second_app_on_the_same_inbox(settings, post: Post) -> None:
@@ -204,13 +201,13 @@ def test_unknown_event_is_acknowledged_and_ignored(app: Flask, post: Post) -> No
     response = post(b'{"event":"presence","user":"x"}')
     assert response.status_code == 200
     assert response.json == {"status": "ignored", "event": "presence"}
-    assert not runtime(app).worker.process_one()
+    assert not runtime(app).bot_threads.process_one()
 
 
 def test_unknown_content_type_is_accepted(app: Flask, post: Post) -> None:
     body = encode(delivery({"type": "future-thing", "foo": "bar"}, message_id="m-new"))
     assert post(body).status_code == 202
-    assert runtime(app).worker.process_one()
+    assert runtime(app).bot_threads.process_one()
     assert runtime(app).inbox.status("m-new").state == "done"
 
 

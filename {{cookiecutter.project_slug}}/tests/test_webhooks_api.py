@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from conftest import SIGNING_SECRET_ENV, WEBHOOK_PATH, unused_port
 from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
-from flask import Flask
 
+from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.cli import next_version
+from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.envfile import add_secret
 from {{ cookiecutter.package_name }}.management import APIError, ManagementAPI
 
@@ -92,7 +94,7 @@ def test_add_secret_keeps_the_others_first_new(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def cli(app: Flask, fake: FakeSpectrum, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def cli(fake: FakeSpectrum, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text(f"{SIGNING_SECRET_ENV}=dev-secret\n")
     monkeypatch.setenv("SPECTRUM_PROJECT_ID", PROJECT_ID)
@@ -100,6 +102,9 @@ def cli(app: Flask, fake: FakeSpectrum, tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("SPECTRUM_API_URL", fake.url)
 
     def invoke(*args: str):
+        # As `flask` would: the app's settings read from the environment as it is now.
+        environ = {**os.environ, SIGNING_SECRET_ENV: "dev-secret", "REDIS_URL": ""}
+        app = create_app(Settings.from_env(environ))
         return app.test_cli_runner().invoke(args=["spectrum", "webhooks", *args])
 
     return invoke

@@ -1,52 +1,46 @@
 """The Python end of the reply bridge (`bridge/bridge.mjs`).
 
-One `Bridge` owns one Node process per app process: started on the first reply
-(building the SDK's app talks to the cloud, so never once per reply), fed one JSON
-request per line, answers matched back by id. A process that dies fails the
-requests it held at once and is started again on the next request, with a
-growing pause between quick failures. A process that stops answering is killed.
+`Bridge` sends requests to the Node process and matches the answers back: one
+JSON object per line, each request with an id, each answer carrying it, any
+number in flight at once, each with a timeout. The process itself, started on
+the first request (building the SDK's app talks to the cloud, so never once per
+reply) and replaced when it dies or hangs, is `node_process.py`'s.
+
+`bridge_sender` builds the sender from the settings, or says why it cannot.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
-import signal
-import subprocess
+import os
+import shutil
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from .config import Settings
 from .events import Space
+from .node_process import BridgeError, NodeProcess, Supervisor
+
+__all__ = ["Bridge", "BridgeError", "BridgeSender", "bridge_sender"]
 
 log = logging.getLogger(__name__)
-node_log = logging.getLogger(f"{__name__}.node")
 
-
-class BridgeError(Exception):
-    """A request the bridge did not confirm: failed, timed out, or the process died."""
+# LOG_LEVEL for the SDK, which has its own names. At INFO it prints multi-line
+# object dumps for start and stop, which node_process.py already logs in one line each.
+NODE_LOG_LEVELS = {"DEBUG": "debug", "INFO": "warn", "WARNING": "warn", "ERROR": "error"}
 
 
 @dataclass
 class _Pending:
+    proc: NodeProcess
     done: threading.Event = field(default_factory=threading.Event)
     answer: dict[str, Any] | None = None
     error: str | None = None
-
-
-@dataclass
-class _Process:
-    popen: subprocess.Popen[bytes]
-    started: float
-    ready: threading.Event = field(default_factory=threading.Event)
-    fatal: str | None = None
-    last_heard: float = 0.0
-    pending: dict[int, _Pending] = field(default_factory=dict)
-    exited: bool = False
 
 
 class Bridge:
@@ -60,46 +54,56 @@ class Bridge:
         start_timeout: float = 30.0,
         max_backoff: float = 30.0,
     ) -> None:
-        self.command = list(command)
-        self.cwd = cwd
-        self.env = dict(env) if env is not None else None
         self.timeout = timeout
-        self.start_timeout = start_timeout
-        self.max_backoff = max_backoff
+        self.process = Supervisor(
+            command,
+            cwd=cwd,
+            env=env,
+            on_line=self._answered,
+            on_exit=self._exited,
+            start_timeout=start_timeout,
+            max_backoff=max_backoff,
+        )
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()  # guards _proc, _failures, _not_before, _closed
-        self._start_lock = threading.Lock()  # one start at a time
-        self._write_lock = threading.Lock()
-        self._proc: _Process | None = None
-        self._failures = 0
-        self._not_before = 0.0
-        self._closed = False
+        self._lock = threading.Lock()  # guards _pending
+        self._pending: dict[int, _Pending] = {}
 
-    # -- requests --------------------------------------------------------------
+    @property
+    def command(self) -> list[str]:
+        return self.process.command
+
+    @property
+    def env(self) -> dict[str, str] | None:
+        return self.process.env
+
+    @property
+    def pid(self) -> int | None:
+        """The running Node process's pid, if one runs."""
+        current = self.process.current
+        return current.pid if current is not None else None
 
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
         """Send one request and wait for its answer; raise BridgeError unless it is ok."""
-        proc = self._running(deadline=time.monotonic() + self.timeout)
+        proc = self.process.running(deadline=time.monotonic() + self.timeout)
         request_id = next(self._ids)
-        pending = _Pending()
+        pending = _Pending(proc)
         with self._lock:
             if proc.exited:
                 raise BridgeError("the bridge exited before the request was sent")
-            proc.pending[request_id] = pending
-        line = json.dumps({"id": request_id, "op": op, **fields}, ensure_ascii=False) + "\n"
+            self._pending[request_id] = pending
         try:
-            with self._write_lock:
-                assert proc.popen.stdin is not None
-                proc.popen.stdin.write(line.encode())
-                proc.popen.stdin.flush()
-        except (OSError, ValueError) as exc:  # broken or closed pipe: it is going away
-            self._forget(proc, request_id)
-            raise BridgeError(f"the bridge exited before the request was sent ({exc})") from exc
+            proc.write({"id": request_id, "op": op, **fields})
+        except BridgeError:
+            self._forget(request_id)
+            raise
 
         sent_at = time.monotonic()
         if not pending.done.wait(self.timeout):
-            self._forget(proc, request_id)
-            self._kill_if_hung(proc, sent_at)
+            self._forget(request_id)
+            # A slow send while other answers keep coming is the platform's business;
+            # a process that has said nothing at all since this request went out is stuck.
+            if proc.last_heard < sent_at and not proc.exited:
+                self.process.kill(proc, f"silent for {self.timeout:g}s")
             raise BridgeError(f"no answer from the bridge within {self.timeout:g}s")
         if pending.error is not None:
             raise BridgeError(pending.error)
@@ -109,168 +113,40 @@ class Bridge:
         result = pending.answer.get("result")
         return result if isinstance(result, dict) else {}
 
-    def _forget(self, proc: _Process, request_id: int) -> None:
+    def _forget(self, request_id: int) -> None:
         with self._lock:
-            proc.pending.pop(request_id, None)
+            self._pending.pop(request_id, None)
 
-    def _kill_if_hung(self, proc: _Process, sent_at: float) -> None:
-        # A slow send while other answers keep coming is the platform's business; a
-        # process that has said nothing at all since this request went out is stuck.
-        if proc.last_heard < sent_at and proc.popen.poll() is None:
-            log.warning("bridge pid=%d silent for %gs, restarting it", proc.popen.pid, self.timeout)
-            with self._lock:
-                proc.exited = True  # no new requests for it; the reader fails what it holds
-                if self._proc is proc:
-                    self._proc = None
-            proc.popen.kill()
-
-    # -- the process -----------------------------------------------------------
-
-    def _running(self, deadline: float) -> _Process:
-        if not self._start_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise BridgeError("the bridge is still starting")
-        try:
-            with self._lock:
-                if self._closed:
-                    raise BridgeError("the bridge is shut down")
-                proc = self._proc
-                wait = self._not_before - time.monotonic()
-            if proc is not None and not proc.exited:
-                return proc
-            if wait > deadline - time.monotonic():
-                raise BridgeError(f"the bridge failed recently; next start in {wait:.1f}s")
-            if wait > 0:
-                time.sleep(wait)
-            return self._start(deadline)
-        finally:
-            self._start_lock.release()
-
-    def _start(self, deadline: float) -> _Process:
-        try:
-            popen = subprocess.Popen(
-                self.command,
-                cwd=self.cwd,
-                env=self.env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                # Ctrl-C in a terminal reaches the whole process group; the bridge
-                # must stay up until the app has finished with it.
-                start_new_session=True,
-            )
-        except OSError as exc:
-            self._back_off()
-            raise BridgeError(f"cannot start the bridge ({' '.join(self.command)}): {exc}") from exc
-        proc = _Process(popen, started=time.monotonic(), last_heard=time.monotonic())
-        assert popen.stdout is not None and popen.stderr is not None
-        threading.Thread(
-            target=self._read_answers, args=(proc, popen.stdout), name="bridge-reader", daemon=True
-        ).start()
-        threading.Thread(
-            target=self._read_logs, args=(popen.stderr,), name="bridge-stderr", daemon=True
-        ).start()
-
-        start_deadline = max(deadline, time.monotonic() + self.start_timeout)
-        if not proc.ready.wait(max(0.0, start_deadline - time.monotonic())):
-            popen.kill()
-            self._back_off()
-            raise BridgeError(f"the bridge did not start within {self.start_timeout:g}s")
-        if proc.fatal is not None or proc.exited:
-            self._back_off()
-            raise BridgeError(f"the bridge could not start: {proc.fatal or 'it exited'}")
+    def _answered(self, proc: NodeProcess, answer: dict[str, Any]) -> None:
         with self._lock:
-            self._proc = proc
-        log.info("bridge started pid=%d", popen.pid)
-        return proc
+            pending = self._pending.pop(answer.get("id"), None)  # type: ignore[arg-type]
+        if answer.get("ok"):
+            self.process.succeeded()
+        if pending is None:
+            log.debug("late answer ignored: %s", answer.get("id"))
+            return
+        pending.answer = answer
+        pending.done.set()
 
-    def _back_off(self) -> None:
+    def _exited(self, proc: NodeProcess, code: int) -> None:
+        """Fail at once whatever the process held: nothing waits for a dead process."""
         with self._lock:
-            self._failures += 1
-            delay = min(0.5 * 2 ** (self._failures - 1), self.max_backoff)
-            self._not_before = time.monotonic() + delay
-
-    def _read_answers(self, proc: _Process, stdout: IO[bytes]) -> None:
-        for raw in stdout:
-            proc.last_heard = time.monotonic()
-            try:
-                message = json.loads(raw)
-            except ValueError:
-                message = None
-            if not isinstance(message, dict):
-                log.warning("bridge wrote a line that is not an answer: %r", raw[:200])
-                continue
-            if "ready" in message or "fatal" in message:
-                proc.fatal = message.get("fatal")
-                proc.ready.set()
-                continue
-            with self._lock:
-                pending = proc.pending.pop(message.get("id"), None)  # type: ignore[arg-type]
-                if message.get("ok"):
-                    self._failures = 0
-            if pending is None:
-                log.debug("late answer ignored: %s", message.get("id"))
-                continue
-            pending.answer = message
-            pending.done.set()
-        self._exited(proc)
-
-    def _exited(self, proc: _Process) -> None:
-        code = proc.popen.wait()
-        with self._lock:
-            proc.exited = True
-            orphans = list(proc.pending.values())
-            proc.pending.clear()
-            unexpected = self._proc is proc and not self._closed
-            if self._proc is proc:
-                self._proc = None
-        proc.ready.set()
-        if unexpected:
-            log.warning(
-                "bridge pid=%d exited with code %s, failing %d request(s)",
-                proc.popen.pid,
-                code,
-                len(orphans),
-            )
-            self._back_off()
-        for pending in orphans:
+            orphans = {i: p for i, p in self._pending.items() if p.proc is proc}
+            for request_id in orphans:
+                del self._pending[request_id]
+        if orphans:
+            log.warning("bridge pid=%d exited, failing %d request(s)", proc.pid, len(orphans))
+        for pending in orphans.values():
             pending.error = f"the bridge exited (code {code}) before answering"
             pending.done.set()
 
-    def _read_logs(self, stderr: IO[bytes]) -> None:
-        for raw in stderr:
-            line = raw.decode(errors="replace").rstrip()
-            if line:
-                node_log.info("%s", line)
-
-    # -- shutdown --------------------------------------------------------------
-
     def close(self, timeout: float = 5.0) -> None:
-        """Let the process finish what it holds, then stop it. Idempotent."""
-        with self._lock:
-            self._closed = True
-            proc, self._proc = self._proc, None
-        if proc is None or proc.exited:
-            return
-        popen = proc.popen
-        try:
-            assert popen.stdin is not None
-            popen.stdin.close()  # end of input: the bridge finishes in-flight sends and exits
-        except OSError:
-            pass
-        try:
-            popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            popen.send_signal(signal.SIGTERM)
-            try:
-                popen.wait(2)
-            except subprocess.TimeoutExpired:
-                popen.kill()
-                popen.wait()
-        log.info("bridge stopped pid=%d code=%s", popen.pid, popen.returncode)
+        """Stop the process (see `NodeProcess.close`). Idempotent."""
+        self.process.close(timeout)
 
 
-class BridgeReplier:
-    """Replies through the bridge; the receipt is what the SDK reported."""
+class BridgeSender:
+    """Sends through the bridge; the receipt is what the SDK reported."""
 
     mode = "bridge"
 
@@ -291,3 +167,34 @@ class BridgeReplier:
 
     def close(self) -> None:
         self.bridge.close()
+
+
+def bridge_sender(settings: Settings) -> tuple[BridgeSender | None, str]:
+    """The bridge's sender when it can run here; else None, with the reason, for the log."""
+    bridge_dir = settings.bridge_dir
+    if not (bridge_dir / "bridge.mjs").is_file():
+        return None, f"no reply bridge in this project ({bridge_dir}/bridge.mjs)"
+    if not settings.has_project_credentials:
+        return None, "SPECTRUM_PROJECT_ID and SPECTRUM_PROJECT_SECRET are not set"
+    node = shutil.which(settings.node)
+    if node is None:
+        return None, f"{settings.node!r} is not on PATH: install Node 22"
+    if not (bridge_dir / "node_modules" / "spectrum-ts").is_dir():
+        return None, "the bridge is not installed: run `make bridge`"
+    env = {
+        **os.environ,
+        "SPECTRUM_PROJECT_ID": settings.project_id,
+        "SPECTRUM_PROJECT_SECRET": settings.project_secret,
+        "SPECTRUM_PROVIDERS": settings.providers,
+        "LOG_LEVEL": NODE_LOG_LEVELS.get(settings.log_level, "warn"),
+        # Shared by every bridge on this machine: a reply one of them sent is not
+        # sent again by another (see the journal in bridge.mjs).
+        "SPECTRUM_BRIDGE_JOURNAL_DIR": str(settings.sent_journal_dir),
+    }
+    bridge = Bridge(
+        [node, str(bridge_dir / "bridge.mjs")],
+        cwd=bridge_dir,
+        env=env,
+        timeout=settings.reply_timeout,
+    )
+    return BridgeSender(bridge), f"through the spectrum-ts bridge ({settings.providers})"

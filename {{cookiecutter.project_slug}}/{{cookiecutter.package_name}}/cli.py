@@ -7,37 +7,34 @@ first secret in the signing-secret environment variable.
 from __future__ import annotations
 
 import importlib.util
-import os
 import shlex
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 from typing import BinaryIO
 
 import click
-from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from .config import SIGNING_SECRET_ENV, WEBHOOK_PATH
-from .envfile import KnownWebhooks, drop_secret, save_registration
-from .inbox import Inbox, InboxUnavailable
-from .management import DEFAULT_API_URL, APIError, ManagementAPI, Webhook
+from .inbox.contract import Inbox, InboxUnavailable
+from .management import APIError
+from .registrations import Registrations, management_api, require_https
+from .runtime import runtime
 from .samples import encode, text_delivery
 from .verify import signed_headers
 
 spectrum = AppGroup("spectrum", help="Work with Spectrum deliveries.")
 
 
-def default_url() -> str:
-    return f"http://127.0.0.1:{os.environ.get('PORT', '8000')}{WEBHOOK_PATH}"
+def app_url(url: str | None) -> str:
+    """`--url`, or the webhook of the app running here on $PORT."""
+    return url or f"http://127.0.0.1:{runtime().settings.port}{WEBHOOK_PATH}"
 
 
-url_option = click.option(
-    "--url", default=default_url, show_default="http://127.0.0.1:$PORT" + WEBHOOK_PATH
-)
+url_option = click.option("--url", show_default="http://127.0.0.1:$PORT" + WEBHOOK_PATH)
 
 
 def post(
@@ -74,20 +71,20 @@ def post(
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for each step.")
 @click.option("--wait-for-app", default=0.0, help="Seconds to retry while the app is starting.")
 def send_test(
-    text: str, url: str, space_id: str, wait: bool, timeout: float, wait_for_app: float
+    text: str, url: str | None, space_id: str, wait: bool, timeout: float, wait_for_app: float
 ) -> None:
     """Sign a realistic text delivery and POST it to a running app."""
-    runtime = current_app.extensions["spectrum"]
+    current = runtime()
     payload = text_delivery(text, space_id=space_id)
     message_id = payload["message"]["id"]
     body = encode(payload)
-    headers = signed_headers(runtime.settings.signing_secrets[0], int(time.time()), body)
-    status, answer = post(url, body, headers, timeout, wait_for_app)
+    headers = signed_headers(current.settings.signing_secrets[0], int(time.time()), body)
+    status, answer = post(app_url(url), body, headers, timeout, wait_for_app)
     click.echo(f"{status} {answer.strip()}")
     if status >= 300:
         sys.exit(1)
     if wait and status == 202:
-        show_outcome(runtime.inbox, message_id, timeout)
+        show_outcome(current.inbox, message_id, timeout)
 
 
 def show_outcome(inbox: Inbox, message_id: str, timeout: float) -> None:
@@ -121,66 +118,34 @@ def show_outcome(inbox: Inbox, message_id: str, timeout: float) -> None:
 @click.argument("body_file", type=click.File("rb"), default="-")
 @click.option("--timestamp", type=int, default=None, help="Epoch seconds (default: now).")
 @url_option
-def sign_command(body_file: BinaryIO, timestamp: int | None, url: str) -> None:
+def sign_command(body_file: BinaryIO, timestamp: int | None, url: str | None) -> None:
     """Print the headers for a body (file or stdin), and a curl command that sends it."""
-    runtime = current_app.extensions["spectrum"]
     body = body_file.read()
     headers = signed_headers(
-        runtime.settings.signing_secrets[0], timestamp or int(time.time()), body
+        runtime().settings.signing_secrets[0], timestamp or int(time.time()), body
     )
     for name, value in headers.items():
         click.echo(f"{name}: {value}")
     flags = " ".join(f"-H {shlex.quote(f'{n}: {v}')}" for n, v in headers.items())
     name = getattr(body_file, "name", "<stdin>")
     source = "@-" if name == "<stdin>" else f"@{shlex.quote(name)}"
-    click.echo(f"\ncurl -sS -X POST {flags} --data-binary {source} {shlex.quote(url)}", err=True)
+    target = shlex.quote(app_url(url))
+    click.echo(f"\ncurl -sS -X POST {flags} --data-binary {source} {target}", err=True)
 
 
 webhooks = AppGroup("webhooks", help="Register, list and delete this project's Spectrum webhooks.")
 spectrum.add_command(webhooks)
 
 
-def project_credentials() -> tuple[str, str] | None:
-    """SPECTRUM_PROJECT_ID and SPECTRUM_PROJECT_SECRET, if both are set."""
-    project_id = os.environ.get("SPECTRUM_PROJECT_ID", "").strip()
-    project_secret = os.environ.get("SPECTRUM_PROJECT_SECRET", "").strip()
-    return (project_id, project_secret) if project_id and project_secret else None
-
-
-def management_api() -> ManagementAPI:
-    credentials = project_credentials()
-    if credentials is None:
-        raise click.ClickException(
-            "SPECTRUM_PROJECT_ID and SPECTRUM_PROJECT_SECRET must be set (in .env or the "
-            "environment): `npx @photon-ai/cli projects show` prints them."
-        )
-    base_url = os.environ.get("SPECTRUM_API_URL", "").strip() or DEFAULT_API_URL
-    return ManagementAPI(*credentials, base_url=base_url)
-
-
-def env_path() -> Path:
-    return Path.cwd() / ".env"
-
-
-def known_webhooks() -> KnownWebhooks:
-    return KnownWebhooks(Path.cwd() / "instance" / "webhooks.json")
-
-
-def register_and_save(api: ManagementAPI, url: str) -> Webhook:
-    """Register `url` and keep its secret, which Spectrum shows this once."""
-    webhook = api.register(url)
-    assert webhook.signing_secret is not None  # register() insists on it
-    save_registration(
-        env_path(), SIGNING_SECRET_ENV, known_webhooks(), webhook.id, url, webhook.signing_secret
-    )
-    return webhook
+def registrations() -> Registrations:
+    return Registrations.from_settings(runtime().settings)
 
 
 @webhooks.command("list")
 def list_webhooks() -> None:
     """List the webhooks registered for this project (their secrets are never shown again)."""
     try:
-        found = management_api().list()
+        found = management_api(runtime().settings).list()
     except APIError as exc:
         raise click.ClickException(str(exc)) from None
     if not found:
@@ -193,10 +158,9 @@ def list_webhooks() -> None:
 @click.argument("url")
 def register_webhook(url: str) -> None:
     """Register URL and add its signing secret to .env (kept alongside the old ones)."""
-    if not url.startswith("https://"):
-        raise click.ClickException(f"Spectrum only delivers to public https:// URLs, not {url}")
+    require_https(url)
     try:
-        webhook = register_and_save(management_api(), url)
+        webhook = registrations().register(management_api(runtime().settings), url)
     except APIError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"registered {webhook.id}  {webhook.url}")
@@ -210,12 +174,11 @@ def register_webhook(url: str) -> None:
 def delete_webhook(webhook_id: str) -> None:
     """Delete a webhook, and drop its secret from .env if it was registered from here."""
     try:
-        management_api().delete(webhook_id)
+        dropped = registrations().delete(management_api(runtime().settings), webhook_id)
     except APIError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"deleted {webhook_id}")
-    known = known_webhooks().forget(webhook_id)
-    if known and drop_secret(env_path(), SIGNING_SECRET_ENV, known["secret_sha256"]):
+    if dropped:
         click.echo(f"its secret is out of {SIGNING_SECRET_ENV} in .env from the next restart")
     else:
         click.echo(
@@ -232,14 +195,14 @@ def rotate_webhook(webhook_id: str) -> None:
     Spectrum has no rotate endpoint and refuses the same URL twice, so the new
     registration gets the URL with a version query (?v=2, ?v=3 ...).
     """
-    api = management_api()
+    api = management_api(runtime().settings)
     try:
         old = next((w for w in api.list() if w.id == webhook_id), None)
         if old is None:
             raise click.ClickException(
                 f"no webhook {webhook_id} in this project: `flask spectrum webhooks list` shows the ids."
             )
-        webhook = register_and_save(api, next_version(old.url))
+        webhook = registrations().register(api, next_version(old.url))
     except APIError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"1. registered {webhook.id}  {webhook.url}")
@@ -268,7 +231,7 @@ spectrum.add_command(inbox_group)
 def list_parked(limit: int) -> None:
     """List parked messages (failed every attempt), oldest first, with their last error."""
     try:
-        parked = current_app.extensions["spectrum"].inbox.parked(limit)
+        parked = runtime().inbox.parked(limit)
     except InboxUnavailable as exc:
         raise click.ClickException(f"the inbox is unavailable: {exc}") from None
     if not parked:
@@ -288,7 +251,7 @@ def replay_parked(message_ids: tuple[str, ...], replay_all: bool) -> None:
     Replies the bot already got confirmed are not sent again. The app's worker
     picks them up within a second or two.
     """
-    inbox = current_app.extensions["spectrum"].inbox
+    inbox = runtime().inbox
     if not (message_ids or replay_all):
         raise click.UsageError("name the message ids to replay, or pass --all")
     try:
@@ -308,10 +271,34 @@ def add_optional_commands(group: AppGroup) -> None:
         from .tunnel import tunnel
 
         group.add_command(tunnel)
-    if importlib.util.find_spec(f"{__package__}.redis_inbox") is not None:
-        from .redis_inbox import worker_command
-
+    if importlib.util.find_spec(f"{__package__}.inbox.redis_runner") is not None:
         group.add_command(worker_command)
+
+
+@click.command("worker")
+@click.option(
+    "--maintenance-interval",
+    type=int,
+    default=30,
+    show_default=True,
+    help="Seconds between RQ's checks for jobs whose worker died.",
+)
+@click.option("--burst", is_flag=True, help="Stop once the queue is empty.")
+@with_appcontext
+def worker_command(maintenance_interval: int, burst: bool) -> None:
+    """Run the bot on queued messages (Redis inbox); start as many as you need."""
+    from .inbox.redis_runner import JobTools, work
+    from .inbox.redis_store import RedisInbox
+
+    current = runtime()
+    if not isinstance(current.inbox, RedisInbox):
+        raise click.ClickException("REDIS_URL is not set: the SQLite inbox runs in the app itself.")
+    try:
+        current.inbox.ping()
+    except InboxUnavailable as exc:
+        raise click.ClickException(f"cannot reach Redis at {current.inbox.url}: {exc}") from None
+    tools = JobTools.from_settings(current.settings)
+    work(current.inbox, tools, maintenance_interval=maintenance_interval, burst=burst)
 
 
 add_optional_commands(spectrum)

@@ -1,14 +1,16 @@
-"""Settings, read once from the environment.
+"""Settings: the one place the environment is read.
 
 `.env` is loaded here rather than relied on from the `flask` command, because
 gunicorn does not read it. Real environment variables always win over `.env`.
+Everything else (the webhook, the bot's runners, the bridge, the CLI, the
+tunnel) gets its settings from a `Settings` object, never from `os.environ`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -22,6 +24,10 @@ DEFAULT_MAX_BODY_BYTES = {{ cookiecutter.max_body_bytes }}
 DEFAULT_REDIS_URL = "{{ 'redis://127.0.0.1:6379/0' if cookiecutter.inbox == 'redis' else '' }}"
 # bridge/ sits beside the package, at the project's root.
 DEFAULT_BRIDGE_DIR = Path(__file__).resolve().parent.parent / "bridge"
+DEFAULT_API_URL = "https://spectrum.photon.codes"
+NGROK_TOKEN_ENV = "NGROK_AUTHTOKEN"
+# Names people often use by mistake; ngrok reads only NGROK_TOKEN_ENV.
+MISNAMED_NGROK_TOKEN_ENVS = ("NGROK_AUTH_TOKEN", "NGROK_TOKEN")
 
 
 class ConfigError(click.ClickException):
@@ -36,7 +42,11 @@ class Settings:
     signing_secrets: tuple[str, ...]
     tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    inbox_path: Path | None = None  # default: <instance folder>/inbox.sqlite3
+    # The project's working files (inbox, sent-replies journal, known webhooks):
+    # `instance/` in the folder the app runs from, as for `.env`.
+    instance_dir: Path = field(default_factory=lambda: Path.cwd() / "instance")
+    env_file: Path = field(default_factory=lambda: Path.cwd() / ".env")
+    inbox_path: Path | None = None  # default: <instance_dir>/inbox.sqlite3
     redis_url: str = DEFAULT_REDIS_URL
     worker_threads: int = 4
     max_attempts: int = 5
@@ -44,20 +54,30 @@ class Settings:
     retention_seconds: int = 3 * 24 * 3600
     start_worker: bool = True
     log_level: str = "INFO"
+    port: int = 8000
     # Replies (bridge/): the project's credentials, not the webhook signing secret.
     project_id: str = ""
     project_secret: str = ""
     providers: str = "imessage"
     node: str = "node"
     bridge_dir: Path = DEFAULT_BRIDGE_DIR
+    journal_dir: Path | None = None  # default: instance_dir
     reply_timeout: int = 15
+    # The management API, for `flask spectrum webhooks ...` and the tunnel.
+    api_url: str = DEFAULT_API_URL
+    # The tunnel (development only).
+    ngrok_authtoken: str = ""
+    ngrok_domain: str = ""
+    ngrok_misnamed_token: str = ""  # the wrong variable a token was found in, if any
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         if environ is None:
             load_dotenv(Path.cwd() / ".env", override=False)
             environ = os.environ
-        inbox_path = environ.get("SPECTRUM_INBOX_PATH")
+        instance_dir = environ.get("SPECTRUM_INSTANCE_DIR", "").strip()
+        inbox_path = environ.get("SPECTRUM_INBOX_PATH", "").strip()
+        journal_dir = environ.get("SPECTRUM_BRIDGE_JOURNAL_DIR", "").strip()
         return cls(
             signing_secrets=parse_secrets(environ.get(SIGNING_SECRET_ENV, "")),
             # Each unset variable falls back to the field's default above.
@@ -65,6 +85,7 @@ class Settings:
                 environ, "SPECTRUM_TIMESTAMP_TOLERANCE", cls.tolerance_seconds
             ),
             max_body_bytes=_positive_int(environ, "SPECTRUM_MAX_BODY_BYTES", cls.max_body_bytes),
+            instance_dir=Path(instance_dir) if instance_dir else Path.cwd() / "instance",
             inbox_path=Path(inbox_path) if inbox_path else None,
             redis_url=environ.get("REDIS_URL", cls.redis_url).strip(),
             worker_threads=_positive_int(environ, "SPECTRUM_WORKER_THREADS", cls.worker_threads),
@@ -74,13 +95,38 @@ class Settings:
                 environ, "SPECTRUM_RETENTION_SECONDS", cls.retention_seconds
             ),
             log_level=environ.get("LOG_LEVEL", cls.log_level).upper(),
+            port=_positive_int(environ, "PORT", cls.port),
             project_id=environ.get("SPECTRUM_PROJECT_ID", "").strip(),
             project_secret=environ.get("SPECTRUM_PROJECT_SECRET", "").strip(),
             providers=environ.get("SPECTRUM_PROVIDERS", "").strip() or cls.providers,
             node=environ.get("SPECTRUM_NODE", "").strip() or cls.node,
             bridge_dir=Path(environ.get("SPECTRUM_BRIDGE_DIR") or cls.bridge_dir),
+            journal_dir=Path(journal_dir) if journal_dir else None,
             reply_timeout=_positive_int(environ, "SPECTRUM_REPLY_TIMEOUT", cls.reply_timeout),
+            api_url=environ.get("SPECTRUM_API_URL", "").strip() or cls.api_url,
+            ngrok_authtoken=environ.get(NGROK_TOKEN_ENV, "").strip(),
+            ngrok_domain=environ.get("NGROK_DOMAIN", "").strip(),
+            ngrok_misnamed_token=next(
+                (name for name in MISNAMED_NGROK_TOKEN_ENVS if environ.get(name, "").strip()), ""
+            ),
         )
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.inbox_path or self.instance_dir / "inbox.sqlite3"
+
+    @property
+    def sent_journal_dir(self) -> Path:
+        """Shared by every bridge on this machine (see the journal in bridge.mjs)."""
+        return self.journal_dir or self.instance_dir
+
+    @property
+    def known_webhooks_path(self) -> Path:
+        return self.instance_dir / "webhooks.json"
+
+    @property
+    def has_project_credentials(self) -> bool:
+        return bool(self.project_id and self.project_secret)
 
 
 def parse_secrets(value: str) -> tuple[str, ...]:

@@ -47,7 +47,7 @@ class Sender:
 
 @dataclass(frozen=True)
 class MessageRef:
-    """A pointer to another message (the target of a reaction or reply)."""
+    """A pointer to another message (the target of a reaction or a thread reply)."""
 
     id: str | None
     platform: str | None = None
@@ -104,7 +104,9 @@ class Reaction(Content):
 
 
 @dataclass(frozen=True)
-class Reply(Content):
+class ThreadReply(Content):
+    """A message sent as a reply to another one (`target`), e.g. in its thread."""
+
     content: Content | None = None
     target: MessageRef | None = None
 
@@ -238,7 +240,7 @@ def parse_content(data: Any, space: Space | None = None) -> Content:
         return Reaction(kind, data, emoji=_str(data.get("emoji")), target=_ref(data.get("target")))
     if kind == "reply":
         inner = data.get("content")
-        return Reply(
+        return ThreadReply(
             kind,
             data,
             content=parse_content(inner, space) if isinstance(inner, dict) else None,

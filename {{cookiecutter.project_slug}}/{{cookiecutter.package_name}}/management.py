@@ -15,8 +15,6 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_API_URL = "https://spectrum.photon.codes"
-
 
 class APIError(Exception):
     """One line saying what went wrong and what to do about it."""
@@ -39,7 +37,8 @@ class ManagementAPI:
         self,
         project_id: str,
         project_secret: str,
-        base_url: str = DEFAULT_API_URL,
+        *,
+        base_url: str,
         timeout: float = 10.0,
     ) -> None:
         self.project_id = project_id

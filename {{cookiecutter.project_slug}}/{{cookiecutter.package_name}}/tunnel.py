@@ -24,18 +24,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Protocol
 
 import click
+from flask.cli import with_appcontext
 
-from .config import SIGNING_SECRET_ENV, WEBHOOK_PATH
-from .envfile import KnownWebhooks, digest, drop_secret, read_secrets, save_registration
-from .management import DEFAULT_API_URL, APIError, ManagementAPI, Webhook
-
-TOKEN_ENV = "NGROK_AUTHTOKEN"
-# Names people often use by mistake; ngrok reads only TOKEN_ENV.
-MISNAMED_TOKEN_ENVS = ("NGROK_AUTH_TOKEN", "NGROK_TOKEN")
+from .config import DEFAULT_API_URL, NGROK_TOKEN_ENV, SIGNING_SECRET_ENV, WEBHOOK_PATH, Settings
+from .management import APIError, ManagementAPI, Webhook
+from .registrations import Registrations, management_api, require_https
+from .runtime import runtime
 
 
 class TunnelError(click.ClickException):
@@ -80,17 +77,16 @@ class NgrokTunnel:
             self.url = None
 
 
-def ngrok_from_env(environ: dict[str, str] | os._Environ[str]) -> NgrokTunnel:
-    token = environ.get(TOKEN_ENV, "").strip()
-    if not token:
-        misnamed = next((name for name in MISNAMED_TOKEN_ENVS if environ.get(name)), None)
-        hint = f" (found {misnamed}: ngrok reads {TOKEN_ENV})" if misnamed else ""
+def ngrok_from_settings(settings: Settings) -> NgrokTunnel:
+    if not settings.ngrok_authtoken:
+        misnamed = settings.ngrok_misnamed_token
+        hint = f" (found {misnamed}: ngrok reads {NGROK_TOKEN_ENV})" if misnamed else ""
         raise TunnelError(
-            f"{TOKEN_ENV} is not set{hint}: copy it from "
+            f"{NGROK_TOKEN_ENV} is not set{hint}: copy it from "
             "https://dashboard.ngrok.com/get-started/your-authtoken into .env, "
             "or pass --url https://... to use another tunnel."
         )
-    return NgrokTunnel(token, environ.get("NGROK_DOMAIN", "").strip() or None)
+    return NgrokTunnel(settings.ngrok_authtoken, settings.ngrok_domain or None)
 
 
 # -- the app -----------------------------------------------------------------
@@ -155,31 +151,6 @@ class AppProcess:
 # -- the loop ----------------------------------------------------------------
 
 
-def register_replacing(
-    api: ManagementAPI, url: str, known: KnownWebhooks, secrets: list[str]
-) -> tuple[Webhook, bool]:
-    """Register `url`; on 409, take over the earlier registration of that URL.
-
-    Returns the webhook and whether it is new. A record whose secret is already in
-    `.env` (a run that could not clean up, with a static domain) is reused as it
-    is; one whose secret we do not hold is deleted and the URL registered again.
-    """
-    try:
-        return api.register(url), True
-    except APIError as exc:
-        if exc.status != 409:
-            raise
-    for webhook in api.list():
-        if webhook.url != url:
-            continue
-        entry = known.get(webhook.id)
-        if entry and entry["secret_sha256"] in {digest(s) for s in secrets}:
-            return webhook, False
-        api.delete(webhook.id)
-        click.echo(f"deleted an earlier registration of {url} whose secret is not in .env")
-    return api.register(url), True
-
-
 def curl_command(url: str) -> str:
     api = f"{DEFAULT_API_URL}/projects/$SPECTRUM_PROJECT_ID/webhooks/"
     body = shlex.quote(json.dumps({"webhookUrl": url}))
@@ -207,8 +178,7 @@ def run_loop(
     tunnel: Tunnel | None,
     public_url: str | None,
     api: ManagementAPI | None,
-    env_path: Path,
-    known: KnownWebhooks,
+    registrations: Registrations,
     keep: bool,
     app: AppProcess,
     wait: Callable[[AppProcess], None],
@@ -227,23 +197,12 @@ def run_loop(
             click.echo(f"  {curl_command(webhook_url)}")
             click.echo(f"  and put the signingSecret it returns first in {SIGNING_SECRET_ENV}.")
         else:
-            secrets = read_secrets(env_path, SIGNING_SECRET_ENV)
-            webhook, new = register_replacing(api, webhook_url, known, secrets)
-            if new:
-                assert webhook.signing_secret is not None
-                save_registration(
-                    env_path,
-                    SIGNING_SECRET_ENV,
-                    known,
-                    webhook.id,
-                    webhook_url,
-                    webhook.signing_secret,
-                )
+            webhook, _ = registrations.register_replacing(api, webhook_url)
             if not keep:
                 stack.enter_context(
                     undo(
                         f"delete webhook {webhook.id}",
-                        lambda: delete(api, known, env_path, webhook),
+                        lambda: delete(api, registrations, webhook),
                     )
                 )
             click.echo(f"registered {webhook.id}  {webhook_url}")
@@ -259,7 +218,7 @@ def run_loop(
             )
         else:
             env = dict(os.environ)
-            secrets = read_secrets(env_path, SIGNING_SECRET_ENV)
+            secrets = registrations.secrets()
             if secrets:  # .env never overrides the environment; the new secret must win
                 env[SIGNING_SECRET_ENV] = ",".join(secrets)
             stack.enter_context(undo("stop the app", app.stop))
@@ -271,11 +230,9 @@ def run_loop(
         wait(app)
 
 
-def delete(api: ManagementAPI, known: KnownWebhooks, env_path: Path, webhook: Webhook) -> None:
+def delete(api: ManagementAPI, registrations: Registrations, webhook: Webhook) -> None:
     """Delete the webhook and drop its secret, so `.env` does not grow by one each run."""
-    api.delete(webhook.id)
-    entry = known.forget(webhook.id)
-    if entry and drop_secret(env_path, SIGNING_SECRET_ENV, entry["secret_sha256"]):
+    if registrations.delete(api, webhook.id):
         click.echo(f"deleted webhook {webhook.id} and dropped its secret from .env")
     else:
         click.echo(f"deleted webhook {webhook.id}")
@@ -296,7 +253,7 @@ def wait_for_stop(app: AppProcess) -> None:
 @click.option(
     "--port",
     type=int,
-    default=lambda: int(os.environ.get("PORT", "8000")),
+    default=None,
     show_default="$PORT or 8000",
     help="Where the app listens (started if not running).",
 )
@@ -304,23 +261,22 @@ def wait_for_stop(app: AppProcess) -> None:
     "--url", "public_url", help="Use this public https:// URL (any other tunnel) instead of ngrok."
 )
 @click.option("--keep", is_flag=True, help="Leave the webhook registered on exit.")
-def tunnel(port: int, public_url: str | None, keep: bool) -> None:
+@with_appcontext
+def tunnel(port: int | None, public_url: str | None, keep: bool) -> None:
     """Open an HTTPS tunnel, register it with Spectrum, run the app; clean up on exit."""
-    from .cli import env_path, known_webhooks, management_api, project_credentials
-
-    if public_url is not None and not public_url.startswith("https://"):
-        raise TunnelError(f"Spectrum only delivers to public https:// URLs, not {public_url}")
+    settings = runtime().settings
+    if public_url is not None:
+        require_https(public_url)
     signal.signal(signal.SIGTERM, interrupt)  # clean up on SIGTERM as on Ctrl-C
     try:
         run_loop(
-            port=port,
-            tunnel=None if public_url else ngrok_from_env(os.environ),
+            port=port or settings.port,
+            tunnel=None if public_url else ngrok_from_settings(settings),
             public_url=public_url,
-            api=management_api() if project_credentials() else None,
-            env_path=env_path(),
-            known=known_webhooks(),
+            api=management_api(settings) if settings.has_project_credentials else None,
+            registrations=Registrations.from_settings(settings),
             keep=keep,
-            app=AppProcess(port),
+            app=AppProcess(port or settings.port),
             wait=wait_for_stop,
         )
     except KeyboardInterrupt:

@@ -11,11 +11,12 @@ import json
 import logging
 import time
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from .config import WEBHOOK_PATH, Settings
 from .events import Event, parse_event
-from .inbox import InboxUnavailable
+from .inbox.contract import InboxUnavailable
+from .runtime import runtime
 from .verify import check_headers, verify
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,8 @@ def refused(exc: Refused) -> tuple[Response, int]:
 
 @bp.post(WEBHOOK_PATH)
 def receive() -> tuple[Response, int]:
-    runtime = current_app.extensions["spectrum"]
-    body, secret_index = verified_body(runtime.settings, time.time())
+    current = runtime()
+    body, secret_index = verified_body(current.settings, time.time())
     text, event = parse(body)
     if event.name != "messages":
         log.info("ignored event=%s", json.dumps(event.name))
@@ -56,7 +57,7 @@ def receive() -> tuple[Response, int]:
     assert message is not None  # parse() refuses a `messages` event without one
     try:
         webhook_id = request.headers.get("X-Spectrum-Webhook-Id")
-        accepted = runtime.inbox.accept(message.id, text, webhook_id=webhook_id)
+        accepted = current.inbox.accept(message.id, text, webhook_id=webhook_id)
     except InboxUnavailable as exc:
         log.error("unavailable status=503 message_id=%s reason=%s", json.dumps(message.id), exc)
         return jsonify(error="inbox unavailable, retry later"), 503
@@ -64,8 +65,8 @@ def receive() -> tuple[Response, int]:
         log.info("duplicate message_id=%s", json.dumps(message.id))
         return jsonify(status="duplicate", message_id=message.id), 200
 
-    if runtime.worker is not None:
-        runtime.worker.wake()
+    if current.bot_threads is not None:
+        current.bot_threads.wake()
     log.info(
         "accepted message_id=%s content=%s secret=%d",
         json.dumps(message.id),
@@ -125,7 +126,7 @@ def parse(body: bytes) -> tuple[str, Event]:
 @bp.get("/healthz")
 def health() -> tuple[Response, int]:
     try:
-        current_app.extensions["spectrum"].inbox.ping()
+        runtime().inbox.ping()
     except InboxUnavailable as exc:
         log.error("health check failed: %s", exc)
         return jsonify(status="inbox unavailable"), 503

@@ -1,10 +1,11 @@
-"""Background worker for the SQLite inbox: claim a message, handle it, mark it done.
+"""The SQLite inbox's runner: bot threads inside each web process.
 
-`handling.py` does the work on each message. Runs as a few threads inside each
-gunicorn worker process, so the webhook can answer Spectrum as soon as a delivery
-is stored. The threads are woken at once by the webhook in the same process, and
-poll now and then for messages accepted by other processes or left behind by a
-crashed one.
+Each thread claims a message, has `handling.py` run the bot and send its
+replies, and marks it done (or schedules a retry, or parks it). They run inside
+each gunicorn worker process, so the webhook can answer Spectrum as soon as a
+delivery is stored: the threads are woken at once by the webhook in the same
+process, and poll now and then for messages accepted by other processes or left
+behind by a crashed one. A heartbeat renews the lease of every message in hand.
 """
 
 from __future__ import annotations
@@ -15,41 +16,43 @@ import os
 import threading
 import time
 
-from .dispatch import Bot
-from .handling import ReplyFailed, backoff_seconds, describe, handle_message
-from .inbox import Claim, InboxUnavailable, SQLiteInbox
-from .replies import Replier
+from ..botkit import Bot
+from ..config import Settings
+from ..handling import StoredReplies, handle_message
+from ..sending import Sender, choose_sender
+from .contract import HandlingError, InboxUnavailable, backoff_seconds, describe
+from .sqlite_store import Claim, SQLiteInbox
 
 log = logging.getLogger(__name__)
 
 
 class LeaseLost(Exception):
-    """Another worker took the message over (this one was too slow): drop it."""
+    """Another thread took the message over (this one was too slow): drop it."""
 
 
-class Worker:
+class BotThreads:
     def __init__(
         self,
         inbox: SQLiteInbox,
         bot: Bot,
-        replier: Replier,
+        sender: Sender,
         *,
         threads: int = 4,
         max_attempts: int = 5,
         retention_seconds: float = 3 * 24 * 3600,
         lease_seconds: float = 60.0,
         poll_seconds: float = 1.0,
-        replies_reason: str = "",
+        sender_reason: str = "",
     ) -> None:
         self.inbox = inbox
         self.bot = bot
-        self.replier = replier
+        self.sender = sender
         self.threads = threads
         self.max_attempts = max_attempts
         self.retention_seconds = retention_seconds
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
-        self.replies_reason = replies_reason
+        self.sender_reason = sender_reason
         self._wake = threading.Condition()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -57,6 +60,23 @@ class Worker:
         self._next_purge = 0.0
         self._held: dict[str, Claim] = {}  # claims in hand, kept alive by the heartbeat
         self._held_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, inbox: SQLiteInbox) -> BotThreads:
+        """The project's bot, and the sender the settings allow (with the reason, logged)."""
+        from ..bot import bot
+
+        sender, sender_reason = choose_sender(settings)
+        return cls(
+            inbox,
+            bot,
+            sender,
+            threads=settings.worker_threads,
+            max_attempts=settings.max_attempts,
+            lease_seconds=settings.lease_seconds,
+            retention_seconds=settings.retention_seconds,
+            sender_reason=sender_reason,
+        )
 
     def process_one(self) -> bool:
         """Handle the next ready message, if any. Returns False when there was none."""
@@ -69,7 +89,7 @@ class Worker:
             outcome = self._handle(claim)
         except LeaseLost:
             log.warning(
-                "lease lost message_id=%s: another worker has it", json.dumps(claim.message_id)
+                "lease lost message_id=%s: another thread has it", json.dumps(claim.message_id)
             )
         except Exception as exc:  # the user's bot may raise anything
             self._failed(claim, exc)
@@ -82,10 +102,10 @@ class Worker:
 
     def _handle(self, claim: Claim) -> dict[str, object]:
         return handle_message(
-            claim.payload, claim.replies, self.bot, self.replier, lambda r: self._save(claim, r)
+            claim.payload, claim.replies, self.bot, self.sender, lambda r: self._save(claim, r)
         )
 
-    def _save(self, claim: Claim, replies: list[dict[str, object]]) -> None:
+    def _save(self, claim: Claim, replies: StoredReplies) -> None:
         if not self.inbox.save_progress(claim, replies, self.lease_seconds):
             raise LeaseLost
 
@@ -108,7 +128,7 @@ class Worker:
                 delay,
                 json.dumps(error),
                 # The bot's own errors get their traceback; a refused reply's reason says it all.
-                exc_info=None if isinstance(exc, ReplyFailed) else exc,
+                exc_info=None if isinstance(exc, HandlingError) else exc,
             )
         self.inbox.retry(claim, error, delay=delay, park=park)
 
@@ -125,9 +145,7 @@ class Worker:
                 return
             self._stopping.clear()
             for n in range(self.threads):
-                thread = threading.Thread(
-                    target=self._run, name=f"spectrum-worker-{n}", daemon=True
-                )
+                thread = threading.Thread(target=self._run, name=f"spectrum-bot-{n}", daemon=True)
                 thread.start()
                 self._threads.append(thread)
             heartbeat = threading.Thread(
@@ -136,18 +154,18 @@ class Worker:
             heartbeat.start()
             self._threads.append(heartbeat)
             log.info(
-                "worker started pid=%d threads=%d replies=%s%s",
+                "bot threads started pid=%d threads=%d replies=%s%s",
                 os.getpid(),
                 self.threads,
-                self.replier.mode,
-                f" ({self.replies_reason})" if self.replies_reason else "",
+                self.sender.mode,
+                f" ({self.sender_reason})" if self.sender_reason else "",
             )
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Let each thread finish the message it holds, give back the rest, stop the replier.
+        """Let each thread finish the message it holds, give back the rest, stop the sender.
 
         A message still in hand at the deadline goes back to the inbox unfinished,
-        for another worker to take at once instead of after its lease.
+        for another thread to take at once instead of after its lease.
         """
         self._stopping.set()
         with self._wake:
@@ -163,11 +181,11 @@ class Worker:
                 "released message_id=%s unfinished at shutdown", json.dumps(claim.message_id)
             )
             self.inbox.release(claim)
-        self.replier.close()
+        self.sender.close()
 
     def _heartbeat(self) -> None:
         # Renew the lease of every message in hand well before it runs out, so a slow
-        # bot keeps its message while a crashed worker's messages come back quickly.
+        # bot keeps its message while a crashed process's messages come back quickly.
         while not self._stopping.wait(self.lease_seconds / 3):
             with self._held_lock:
                 held = list(self._held.values())

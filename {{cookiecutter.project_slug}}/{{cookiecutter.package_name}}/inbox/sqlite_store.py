@@ -1,14 +1,10 @@
-"""The inbox: where an accepted delivery waits until the bot has handled it.
+"""The SQLite inbox: one file shared by every gunicorn worker on this machine.
 
-A delivery is stored (and deduplicated on `message.id`) *before* the webhook
-answers 2xx, because Spectrum treats a 2xx as final. Workers then claim a
-message for a lease, run the bot, record its replies, send them one by one
-(recording each receipt) and mark it done. A claim whose worker died is taken up
-again once its lease runs out, and carries on from what was recorded: the bot is
-not run again once its replies are stored, and a confirmed reply is not re-sent.
-
-The store is SQLite in WAL mode: one file shared by every gunicorn worker on the
-machine, so duplicates are caught across processes and restarts.
+WAL mode lets the web processes accept while their bot threads (`sqlite_runner.py`)
+claim and record. Duplicates are caught across processes and restarts. A claim
+is a lease: a message whose thread died is claimed again once its lease runs
+out, and carries on from what was recorded (the bot is not run again once its
+replies are stored, and a confirmed reply is not sent again).
 """
 
 from __future__ import annotations
@@ -20,7 +16,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+from .contract import InboxUnavailable, Status
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
@@ -40,10 +38,6 @@ CREATE INDEX IF NOT EXISTS inbox_ready ON inbox (state, available_at);
 """
 
 
-class InboxUnavailable(Exception):
-    """The store cannot take a delivery right now; Spectrum should retry (503)."""
-
-
 @dataclass(frozen=True)
 class Claim:
     message_id: str
@@ -52,26 +46,6 @@ class Claim:
     token: str
     # [{"content": {...}, "receipt": {...} or None}], or None before the bot has run.
     replies: list[dict[str, Any]] | None = None
-
-
-@dataclass(frozen=True)
-class Status:
-    message_id: str
-    state: str
-    attempts: int
-    outcome: dict[str, Any] | None
-    received_at: float | None = None
-
-
-class Inbox(Protocol):
-    """What the webhook and the CLI need from a store (SQLite here, or redis_inbox.py)."""
-
-    def accept(self, message_id: str, payload: str, webhook_id: str | None = None) -> bool: ...
-    def status(self, message_id: str) -> Status | None: ...
-    def parked(self, limit: int = 100) -> list[Status]: ...
-    def replay(self, message_id: str) -> bool: ...
-    def purge(self, older_than: float) -> int: ...
-    def ping(self) -> None: ...
 
 
 def _initialise(db: sqlite3.Connection) -> None:

@@ -1,4 +1,4 @@
-"""The Redis inbox: several machines share one inbox; RQ workers run the bot.
+"""The Redis inbox: several machines share one inbox, RQ workers run the bot.
 
 Accepting a delivery is one MULTI/EXEC transaction: the dedupe key (SET NX of
 the message id, with the retention as its TTL) and the RQ job that will handle
@@ -6,42 +6,28 @@ it are written together, or not at all; a WATCH on the key makes a copy accepted
 at the same instant elsewhere fail the transaction. So a delivery answered 2xx
 always has its job, and a repeat never gets a second one.
 
-The jobs run in `flask spectrum worker` processes (`make worker`; RQ workers of
-the class `BotWorker` below), one message at a time each, with `handling.py`
-doing the work. Progress (the bot's replies, each
-receipt) is kept in the job's meta, so a retry carries on where the last
-attempt stopped. A job whose worker died is retried by RQ once its heartbeat
-runs out; one that keeps failing ends in RQ's failed registry: parked.
+The jobs run in RQ workers (`redis_runner.py`). A job's progress lives in its
+meta; a job whose worker died is retried by RQ, and one that keeps failing ends
+in RQ's failed registry: parked.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import hashlib
-import logging
-import os
 from collections.abc import Iterator
-from typing import Any
 
-import click
 import redis
-from flask import current_app
-from flask.cli import with_appcontext
-from rq import Queue, Retry, SimpleWorker, get_current_job
+from rq import Queue, Retry
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
-from .config import Settings
-from .dispatch import Bot
-from .handling import Replies, backoff_seconds, describe, handle_message
-from .inbox import InboxUnavailable, Status
-from .replies import Replier, choose_replier
-
-log = logging.getLogger(__name__)
+from .contract import InboxUnavailable, Status, backoff_seconds
 
 QUEUE = "spectrum"
+# Named rather than imported: the web process never loads the bot to enqueue a job.
+JOB_FUNCTION = f"{__package__}.redis_runner.run_job"
 STATES = {
     JobStatus.QUEUED: "pending",
     JobStatus.SCHEDULED: "pending",
@@ -98,7 +84,7 @@ class RedisInbox:
                 pipe.multi()
                 pipe.set(seen, message_id, nx=True, ex=self.retention_seconds)
                 self.queue.enqueue_call(
-                    run_job,
+                    JOB_FUNCTION,
                     args=(message_id, payload),
                     job_id=job_id(message_id),
                     timeout=self.job_timeout,
@@ -171,113 +157,3 @@ class RedisInbox:
     def ping(self) -> None:
         with unavailable_on_error():
             self.connection.ping()
-
-
-# -- the job, run by `rq worker` -------------------------------------------------------
-
-_runtime: dict[str, Any] = {}
-
-
-@contextlib.contextmanager
-def using(bot: Bot, replier: Replier) -> Iterator[None]:
-    """Run jobs in this process with this bot and replier (tests); else built from env."""
-    _runtime.update(bot=bot, replier=replier)
-    try:
-        yield
-    finally:
-        _runtime.clear()
-
-
-def _bot_and_replier() -> tuple[Bot, Replier]:
-    if not _runtime:  # a plain `rq worker`: build them from the environment, once
-        prepare(Settings.from_env())
-    return _runtime["bot"], _runtime["replier"]
-
-
-def prepare(settings: Settings) -> None:
-    """The bot and the replier this worker process uses for every job."""
-    from .bot import bot
-
-    replier, why = choose_replier(settings)
-    log.info("rq worker pid=%d replies=%s (%s)", os.getpid(), replier.mode, why)
-    atexit.register(replier.close)
-    try:
-        # Before the first job, so starting Node and the SDK does not eat into its timeout.
-        replier.warm_up()
-    except Exception as exc:
-        log.warning("replies not ready yet, each job will try again: %s", exc)
-    _runtime.update(bot=bot, replier=replier)
-
-
-def run_job(message_id: str, payload: str) -> dict[str, Any]:
-    """The RQ job for one accepted message."""
-    job = get_current_job()
-    assert job is not None
-    job.meta["attempts"] = job.meta.get("attempts", 0) + 1
-    job.meta.pop("error", None)
-    job.save_meta()
-    bot, replier = _bot_and_replier()
-
-    def save(replies: Replies) -> None:
-        job.meta["replies"] = replies
-        job.save_meta()
-
-    try:
-        return handle_message(payload, job.meta.get("replies"), bot, replier, save)
-    except Exception as exc:
-        job.meta["error"] = describe(exc)
-        job.save_meta()
-        log.warning(
-            "attempt %d failed message_id=%s error=%s",
-            job.meta["attempts"],
-            message_id,
-            describe(exc),
-        )
-        raise
-
-
-class BotWorker(SimpleWorker):
-    """An RQ worker that runs jobs in its own process, keeping the reply bridge alive.
-
-    RQ's default worker forks per job, which would start a Node bridge (and talk
-    to the cloud) for every message. A job's heartbeat lasts its timeout plus a
-    short margin, instead of RQ's fixed extra minute, so a job whose worker died
-    is retried soon after.
-    """
-
-    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
-        return int(job.timeout or 60) + 5
-
-    @property
-    def dequeue_timeout(self) -> int:
-        # RQ's checks for dead workers' jobs (and for a scheduler to take over) run
-        # between waits for the queue, and an idle worker waits worker_ttl - 15 s
-        # (405 s). Waking every maintenance interval keeps those checks on time.
-        return max(1, min(self.worker_ttl - 15, int(self.maintenance_interval)))
-
-
-@click.command("worker")
-@click.option(
-    "--maintenance-interval",
-    type=int,
-    default=30,
-    show_default=True,
-    help="Seconds between RQ's checks for jobs whose worker died.",
-)
-@click.option("--burst", is_flag=True, help="Stop once the queue is empty.")
-@with_appcontext
-def worker_command(maintenance_interval: int, burst: bool) -> None:
-    """Run the bot on queued messages (Redis inbox); start as many as you need."""
-    inbox = current_app.extensions["spectrum"].inbox
-    if not isinstance(inbox, RedisInbox):
-        raise click.ClickException("REDIS_URL is not set: the SQLite inbox runs in the app itself.")
-    try:
-        inbox.ping()
-    except InboxUnavailable as exc:
-        raise click.ClickException(f"cannot reach Redis at {inbox.url}: {exc}") from None
-    prepare(current_app.extensions["spectrum"].settings)
-    worker = BotWorker(
-        [inbox.queue], connection=inbox.connection, maintenance_interval=maintenance_interval
-    )
-    # The scheduler puts retries back in the queue after their backoff.
-    worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")

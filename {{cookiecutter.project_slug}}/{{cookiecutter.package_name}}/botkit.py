@@ -1,4 +1,5 @@
-"""The plumbing behind `bot.py`: route a message to the handler for its content type."""
+"""What `bot.py` is built with: `Bot`, which routes each message to its handler,
+and `React`, a reply that reacts to the message being handled."""
 
 from __future__ import annotations
 

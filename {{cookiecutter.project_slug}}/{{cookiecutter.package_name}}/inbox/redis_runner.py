@@ -1,0 +1,127 @@
+"""The Redis inbox's runner: RQ workers that run the bot on queued messages.
+
+`flask spectrum worker` (`make worker`) starts one `BotWorker`. It runs jobs in
+its own process, one at a time, with one bot and one sender (and so one reply
+bridge) kept for all of them. Each job is `run_job`: `handling.py` does the
+work, and the job's meta records its progress (the bot's replies, each
+receipt), so a retry carries on where the last attempt stopped.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from rq import SimpleWorker, get_current_job
+from rq.job import Job
+
+from ..botkit import Bot
+from ..config import Settings
+from ..handling import StoredReplies, handle_message
+from ..sending import Sender, choose_sender
+from .contract import describe
+from .redis_store import RedisInbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobTools:
+    """What every job run by one worker uses."""
+
+    bot: Bot
+    sender: Sender
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobTools:
+        from ..bot import bot
+
+        sender, why = choose_sender(settings)
+        log.info("rq worker pid=%d replies=%s (%s)", os.getpid(), sender.mode, why)
+        return cls(bot, sender)
+
+
+# Set by the BotWorker around each job it runs, for `run_job` to find its tools.
+_tools: ContextVar[JobTools] = ContextVar("spectrum_job_tools")
+
+
+def run_job(message_id: str, payload: str) -> dict[str, Any]:
+    """The RQ job for one accepted message."""
+    job = get_current_job()
+    assert job is not None
+    tools = _tools.get(None)
+    if tools is None:
+        raise RuntimeError("this job runs in `flask spectrum worker`, not a plain `rq worker`")
+    job.meta["attempts"] = job.meta.get("attempts", 0) + 1
+    job.meta.pop("error", None)
+    job.save_meta()
+
+    def save(replies: StoredReplies) -> None:
+        job.meta["replies"] = replies
+        job.save_meta()
+
+    try:
+        return handle_message(payload, job.meta.get("replies"), tools.bot, tools.sender, save)
+    except Exception as exc:
+        job.meta["error"] = describe(exc)
+        job.save_meta()
+        log.warning(
+            "attempt %d failed message_id=%s error=%s",
+            job.meta["attempts"],
+            message_id,
+            describe(exc),
+        )
+        raise
+
+
+class BotWorker(SimpleWorker):
+    """An RQ worker that runs jobs in its own process, keeping the reply bridge alive.
+
+    RQ's default worker forks per job, which would start a Node bridge (and talk
+    to the cloud) for every message. A job's heartbeat lasts its timeout plus a
+    short margin, instead of RQ's fixed extra minute, so a job whose worker died
+    is retried soon after.
+    """
+
+    def __init__(self, *args: Any, tools: JobTools, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tools = tools
+
+    def execute_job(self, job: Job, queue: Any) -> Any:
+        token = _tools.set(self.tools)
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            _tools.reset(token)
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return int(job.timeout or 60) + 5
+
+    @property
+    def dequeue_timeout(self) -> int:
+        # RQ's checks for dead workers' jobs (and for a scheduler to take over) run
+        # between waits for the queue, and an idle worker waits worker_ttl - 15 s
+        # (405 s). Waking every maintenance interval keeps those checks on time.
+        return max(1, min(self.worker_ttl - 15, int(self.maintenance_interval)))
+
+
+def work(inbox: RedisInbox, tools: JobTools, *, maintenance_interval: int, burst: bool) -> None:
+    """Run one RQ worker on the inbox's queue until stopped (or, in a burst, until empty)."""
+    atexit.register(tools.sender.close)
+    try:
+        # Before the first job, so starting Node and the SDK does not eat into its timeout.
+        tools.sender.warm_up()
+    except Exception as exc:
+        log.warning("replies not ready yet, each job will try again: %s", exc)
+    worker = BotWorker(
+        [inbox.queue],
+        connection=inbox.connection,
+        maintenance_interval=maintenance_interval,
+        tools=tools,
+    )
+    # The scheduler puts retries back in the queue after their backoff.
+    worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
