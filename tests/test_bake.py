@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 from conftest import TEMPLATE, baked_files, run, run_baked_tests
+from import_graph import import_cycle
 
 CHOICES = {
     key: value
     for key, value in json.loads((TEMPLATE / "cookiecutter.json").read_text()).items()
-    if isinstance(value, list)
+    if isinstance(value, list) and not key.startswith("_")
 }
 COMBINATIONS = [
     dict(zip(CHOICES, values, strict=True)) for values in itertools.product(*CHOICES.values())
@@ -46,18 +47,13 @@ def ids(combinations: list[dict[str, str]]) -> list[str]:
     return ["-".join(c.values()) for c in combinations]
 
 
-OPTIONAL_FILES = {
-    ("dockerfile", "yes"): ["Dockerfile", ".dockerignore"],
-    ("reply_bridge", "spectrum-ts"): [
-        "bridge/bridge.mjs",
-        "bridge/package-lock.json",
-        "my_spectrum_bot/bridge.py",
-        "tests/test_bridge_node.py",
-        "tests/fake_bridge.py",
-    ],
-    ("inbox", "redis"): ["my_spectrum_bot/redis_inbox.py"],
-    ("tunnel", "ngrok"): ["my_spectrum_bot/tunnel.py", "tests/test_tunnel.py", "tests/fake_ngrok"],
-}
+def optional_files(package: str = "my_spectrum_bot") -> dict[tuple[str, str], list[str]]:
+    """The files each optional part brings: the table the post-generation hook uses."""
+    table = json.loads((TEMPLATE / "cookiecutter.json").read_text())["_optional_files"]
+    return {
+        tuple(key.split("=", 1)): [p.replace("PACKAGE", package, 1) for p in paths]
+        for key, paths in table.items()
+    }
 
 
 def ruff(project: Path, *args: str) -> subprocess.CompletedProcess:
@@ -75,10 +71,11 @@ def assert_fully_rendered(project: Path) -> None:
 def test_every_combination_bakes_and_lints(bake, context: dict[str, str]) -> None:
     project = bake(**context)
     assert_fully_rendered(project)
-    for (field, value), paths in OPTIONAL_FILES.items():
+    for (field, value), paths in optional_files().items():
         for path in paths:
             assert (project / path).exists() == (context[field] == value), path
     assert ruff(project, "check").returncode == 0, ruff(project, "check").stdout
+    assert import_cycle(project / "my_spectrum_bot") is None
 
 
 @pytest.mark.parametrize("context", TESTED, ids=ids(TESTED))
@@ -134,3 +131,22 @@ def test_env_holds_a_fresh_secret_and_is_ignored(bake) -> None:
         assert ".env" in (project / ".gitignore").read_text().splitlines()
         secrets.append(secret)
     assert secrets[0] != secrets[1]
+
+
+def test_readme_tree_lists_every_module(bake) -> None:
+    """The template README's "What you get" names each module of the fullest bake, no more."""
+    project = bake(inbox="redis")  # every other option is on by default
+    package = project / "my_spectrum_bot"
+    modules = {p.relative_to(package).as_posix() for p in package.rglob("*.py")}
+    modules.discard("inbox/__init__.py")
+    modules.discard("__init__.py")
+    readme = (TEMPLATE / "README.md").read_text()
+    tree = readme[readme.index("my-spectrum-bot/\n") : readme.index("  bridge/ ")]
+    listed, folder = set(), ""
+    for line in tree.splitlines()[2:]:
+        name = line.split()[0]
+        if name.endswith("/"):
+            folder = name
+        else:
+            listed.add(folder + name if line.startswith("      ") else name)
+    assert listed == modules
