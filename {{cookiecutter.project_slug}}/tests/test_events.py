@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from {{ cookiecutter.package_name }}.events import (
+    Album,
     Attachment,
+    ChatKind,
     Contact,
-    Group,
     Reaction,
     RichLink,
     Text,
@@ -32,11 +33,27 @@ def test_text_delivery() -> None:
     assert message.id == "spc-msg-1"
     assert message.content == Text("text", text="hey, what time is dinner?")
     assert message.sender.id == "+15550100"
-    assert (message.space.id, message.space.phone, message.space.type) == (
+    assert (message.space.id, message.space.phone, message.space.kind) == (
         "any;-;+15550100",
         "+15551234567",
-        "dm",
+        ChatKind.DIRECT,
     )
+    assert message.space.is_direct and not message.space.is_group
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [("dm", ChatKind.DIRECT), ("group", ChatKind.GROUP), (None, None), ("channel", None)],
+)
+def test_chat_kind_is_typed(value: str | None, kind: ChatKind | None) -> None:
+    payload = text_delivery("hi")
+    for space in (payload["space"], payload["message"]["space"]):
+        space.pop("type")
+        if value is not None:
+            space["type"] = value
+    space = parse_event(payload).message.space
+    assert space.kind is kind
+    assert space.is_group == (kind is ChatKind.GROUP)
 
 
 @pytest.mark.parametrize(
@@ -50,7 +67,7 @@ def test_text_delivery() -> None:
         ("reaction", Reaction, lambda c: (c.emoji, c.target.sender.id) == ("❤️", "+15550100")),
         (
             "group-album",
-            Group,
+            Album,
             lambda c: [i.content.name for i in c.items] == ["IMG_4351.HEIC", "IMG_4354.HEIC"],
         ),
         ("contact", Contact, lambda c: (c.name, c.phones) == ("Ada Lovelace", ("+15550101",))),

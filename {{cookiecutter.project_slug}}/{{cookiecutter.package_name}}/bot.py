@@ -4,7 +4,7 @@ Each handler receives the message and its content, already typed, and returns
 what to send back to the same conversation: a string, `React("❤️")` to react to
 the message, a list of these, or None for no reply. Content types are in
 `events.py` (Text, Attachment, Voice, Contact, RichLink, Reaction, ThreadReply,
-Group, and Unknown for anything newer).
+Album, and Unknown for anything newer).
 
 Handlers run after Spectrum's delivery has been stored and acknowledged, so they
 may take their time. If one raises, the message is tried again later, up to

@@ -11,6 +11,7 @@ Only what the SDK itself requires is checked (`event`, `message.id`,
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 JSON = dict[str, Any]
@@ -29,13 +30,35 @@ def same_platform(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and a.casefold() == b.casefold()
 
 
+class ChatKind(StrEnum):
+    """A one-to-one conversation, or a group chat (not to be confused with `Album`)."""
+
+    DIRECT = "direct"
+    GROUP = "group"
+
+
+# Spectrum's `space.type` values (iMessage sends them; older deliveries and other
+# platforms may not), as ChatKind.
+_CHAT_KINDS = {"dm": ChatKind.DIRECT, "direct": ChatKind.DIRECT, "group": ChatKind.GROUP}
+
+
 @dataclass(frozen=True)
 class Space:
+    """The conversation a message belongs to."""
+
     id: str
     platform: str | None = None
-    type: str | None = None  # "dm" or "group" (iMessage)
+    kind: ChatKind | None = None  # None when the delivery does not say
     phone: str | None = None  # the iMessage line the message arrived on
     raw: JSON = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_group(self) -> bool:
+        return self.kind is ChatKind.GROUP
+
+    @property
+    def is_direct(self) -> bool:
+        return self.kind is ChatKind.DIRECT
 
 
 @dataclass(frozen=True)
@@ -112,8 +135,11 @@ class ThreadReply(Content):
 
 
 @dataclass(frozen=True)
-class Group(Content):
-    """An album: several messages (usually attachments) sent together."""
+class Album(Content):
+    """Several messages (usually photos) sent together: Spectrum's content type "group".
+
+    Named Album so it is not read as a group chat: that is `Space.kind`.
+    """
 
     items: tuple[Message, ...] = ()
 
@@ -152,7 +178,7 @@ def _space(data: Any) -> Space | None:
     return Space(
         id=space_id,
         platform=_str(data.get("platform")),
-        type=_str(data.get("type")),
+        kind=_CHAT_KINDS.get(_str(data.get("type")) or ""),
         phone=_str(data.get("phone")),
         raw=data,
     )
@@ -249,7 +275,7 @@ def parse_content(data: Any, space: Space | None = None) -> Content:
     if kind == "group":
         items = data.get("items") if isinstance(data.get("items"), list) else []
         parsed = (_message(item, fallback_space=space)[0] for item in items)
-        return Group(kind, data, items=tuple(m for m in parsed if m is not None))
+        return Album(kind, data, items=tuple(m for m in parsed if m is not None))
     return Unknown(kind, data)
 
 
@@ -300,7 +326,7 @@ def _with_space(message: Message, space: Space) -> Message:
     merged = Space(
         id=space.id,
         platform=message.space.platform or space.platform,
-        type=message.space.type or space.type,
+        kind=message.space.kind or space.kind,
         phone=message.space.phone or space.phone,
         raw={**space.raw, **message.space.raw},
     )

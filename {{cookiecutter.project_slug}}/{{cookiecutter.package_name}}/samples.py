@@ -6,6 +6,8 @@ import json
 import uuid
 from typing import Any
 
+GROUP_SPACE_ID = "iMessage;+;chat493787071395575843"
+
 
 def text_delivery(text: str, **fields: Any) -> dict[str, Any]:
     """A `messages` delivery carrying one inbound text; `fields` as for `delivery`."""
@@ -16,14 +18,21 @@ def delivery(
     content: dict[str, Any],
     *,
     message_id: str | None = None,
-    space_id: str = "any;-;+15550100",
+    space_id: str | None = None,
     sender_id: str = "+15550100",
     platform: str = "iMessage",
     phone: str = "+15551234567",
+    chat: str = "direct",
     timestamp: str = "2026-05-14T19:06:32.000Z",
 ) -> dict[str, Any]:
-    """A `messages` delivery with any content object."""
-    space = {"id": space_id, "platform": platform, "type": "dm", "phone": phone}
+    """A `messages` delivery with any content object.
+
+    `chat` is "direct" (the space is the conversation with the sender) or "group".
+    """
+    if space_id is None:
+        space_id = GROUP_SPACE_ID if chat == "group" else f"any;-;{sender_id}"
+    space_type = "group" if chat == "group" else "dm"
+    space = {"id": space_id, "platform": platform, "type": space_type, "phone": phone}
     return {
         "event": "messages",
         "space": space,
