@@ -194,3 +194,113 @@ def test_parsing_never_raises_on_a_json_object(data: dict) -> None:
     event = parse_event(data)
     if event.name == "messages":
         assert (event.message is None) == (event.problem is not None)
+
+
+# -- the refusal rule (events.py's docstring): only what the SDK's schema requires --
+
+
+def minimal(**message: object) -> dict:
+    """The smallest delivery the SDK's schema accepts, with `message` fields replaced."""
+    fields = {"id": "m", "space": {"id": "s"}, "content": {"type": "text", "text": "hi"}}
+    return {"event": "messages", "message": {**fields, **message}}
+
+
+@pytest.mark.parametrize("kind", ["", " ", "TEXT", "text ", "edit", "addMember"])
+def test_an_unfamiliar_content_type_is_unknown_not_refused(kind: str) -> None:
+    event = parse_event(minimal(content={"type": kind, "text": "hi"}))
+    assert event.problem is None
+    assert event.message.content == Unknown(kind, {"type": kind, "text": "hi"})
+
+
+def test_empty_ids_are_still_ids() -> None:
+    event = parse_event(minimal(id="", space={"id": ""}))
+    assert event.problem is None
+    assert (event.message.id, event.message.space.id) == ("", "")
+
+
+@pytest.mark.parametrize(
+    ("message", "problem"),
+    [
+        ({"id": None}, "message.id is not a string"),
+        ({"id": 7}, "message.id is not a string"),
+        ({"space": None}, "message.space is not an object"),
+        ({"space": "s"}, "message.space is not an object"),
+        ({"space": {"id": 1}}, "message.space.id is not a string"),
+        ({"space": {"platform": "iMessage"}}, "message.space.id is missing"),
+        ({"content": "hi"}, "message.content is not an object"),
+        ({"content": {"type": None}}, "message.content.type is not a string"),
+        ({"content": {"text": "hi"}}, "message.content.type is missing"),
+    ],
+)
+def test_only_what_the_sdk_schema_requires_makes_a_delivery_unusable(
+    message: dict, problem: str
+) -> None:
+    event = parse_event(minimal(**message))
+    assert (event.message, event.problem) == (None, problem)
+
+
+@pytest.mark.parametrize(
+    ("field", "problem"),
+    [
+        ("id", "message.id is missing"),
+        ("space", "message.space.id is missing"),
+        ("content", "message.content is missing"),
+    ],
+)
+def test_a_missing_required_field_is_named(field: str, problem: str) -> None:
+    data = minimal()
+    del data["message"][field]
+    assert parse_event(data).problem == problem
+
+
+def test_a_missing_message_is_named() -> None:
+    assert parse_event({"event": "messages"}).problem == "message is missing"
+    assert parse_event({"event": "messages", "message": []}).problem == "message is not an object"
+
+
+def test_mistyped_optional_fields_read_as_absent() -> None:
+    """The SDK's schema refuses these; the bot can still act on the message."""
+    data = minimal(sender=None, platform=5, direction=[], timestamp={})
+    data["space"] = []
+    event = parse_event(data)
+    assert event.problem is None
+    message = event.message
+    assert (message.sender, message.platform, message.direction, message.timestamp) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert event.space.id == "s"
+
+
+@pytest.mark.parametrize("name", [None, "", "Messages", "typing"])
+def test_other_events_are_not_parsed_further(name: str | None) -> None:
+    event = parse_event({"event": name, "message": "anything"})
+    assert (event.message, event.problem) == (None, None)
+
+
+def test_album_items_need_nothing() -> None:
+    items = [{"content": {"type": "attachment", "name": "a.jpg"}}, {"id": "p:1"}, 3, None]
+    album = parse_event(minimal(content={"type": "group", "items": items})).message.content
+    assert [(i.id, type(i.content)) for i in album.items] == [("", Attachment), ("p:1", Unknown)]
+    assert all(i.space.id == "s" for i in album.items)
+
+
+def test_content_nested_too_deep_is_unknown_and_does_not_overflow() -> None:
+    content: dict = {"type": "text", "text": "hi"}
+    for n in range(900):
+        content = (
+            {"type": "reply", "content": content}
+            if n % 2
+            else {
+                "type": "group",
+                "items": [{"id": f"p:{n}", "content": content}],
+            }
+        )
+    parsed = parse_event(minimal(content=content)).message.content
+    depth = 0
+    while not isinstance(parsed, Unknown):
+        parsed = parsed.content if isinstance(parsed, ThreadReply) else parsed.items[0].content
+        depth += 1
+    assert depth == 32 and parsed.type in ("reply", "group")

@@ -1,11 +1,31 @@
-"""Typed views of Spectrum deliveries.
+"""Typed views of Spectrum deliveries, and the one rule for refusing one.
 
-Parsing is forgiving on purpose: providers add fields and Spectrum adds content
-types without notice, so `parse_event` never raises on a JSON object. Unknown
-content types become `Unknown`, and every object keeps its original JSON in `raw`.
-Only what the SDK itself requires is checked (`event`, `message.id`,
-`message.space.id`, `message.content.type`); a violation is reported in
-`Event.problem`, not raised.
+A 4xx is final for Spectrum: a refused delivery is a lost message. So a `messages`
+delivery is unusable (webhook.py answers 400 with `Event.problem`) only when it
+breaks what the spectrum-ts SDK's own schema (`slimEnvelopeSchema` in
+`@spectrum-ts/core/webhook`) requires of it:
+
+    message               a JSON object
+    message.id            a string (an empty one too)
+    message.space         a JSON object, with `id` a string (an empty one too)
+    message.content       a JSON object, with `type` a string (an empty one too)
+
+Everything else is only unfamiliar, never a reason to refuse:
+
+- a `content.type` this code does not know (new, empty, differently cased)
+  becomes `Unknown`, whose `raw` holds the whole content object;
+- any other field that is missing, null or of another JSON type reads as absent
+  (None, "" or ()): the top-level `space`, `platform`, `direction`, `timestamp`,
+  `sender`, and every field inside `content`, down to reply contents and album
+  items (an album item that is not an object is left out);
+- content nested more than 32 levels deep (replies in replies) becomes `Unknown`;
+- fields nobody knows yet are kept in each object's `raw`.
+
+An `event` other than "messages" (or none) is not parsed further: the webhook
+acknowledges and ignores it, as the SDK does. The SDK's schema also refuses wrongly
+typed optional fields (`"sender": null`); this parser accepts those deliveries,
+and never refuses one the schema accepts. `parse_event` never raises on a JSON
+object. tests/test_schema_differential.py holds this against the SDK's schema.
 """
 
 from __future__ import annotations
@@ -225,11 +245,20 @@ def _phones(value: Any) -> tuple[str, ...]:
     return tuple(p for p in phones if p)
 
 
+# Replies in replies (or albums in albums) deeper than this are Unknown: the parser
+# stays far from Python's recursion limit whatever a delivery holds.
+_MAX_DEPTH = 32
+
+
 def parse_content(data: Any, space: Space | None = None) -> Content:
     """Turn a `content` object into the matching dataclass (never raises).
 
     `space` is the enclosing message's: album items carry none of their own.
     """
+    return _content(data, space, depth=0)
+
+
+def _content(data: Any, space: Space | None, depth: int) -> Content:
     data = _dict(data)
     kind = _str(data.get("type")) or ""
     if kind == "text":
@@ -264,32 +293,61 @@ def parse_content(data: Any, space: Space | None = None) -> Content:
         return RichLink(kind, data, url=_str(data.get("url")))
     if kind == "reaction":
         return Reaction(kind, data, emoji=_str(data.get("emoji")), target=_ref(data.get("target")))
+    if kind in ("reply", "group") and depth >= _MAX_DEPTH:
+        return Unknown(kind, data)
     if kind == "reply":
         inner = data.get("content")
         return ThreadReply(
             kind,
             data,
-            content=parse_content(inner, space) if isinstance(inner, dict) else None,
+            content=_content(inner, space, depth + 1) if isinstance(inner, dict) else None,
             target=_ref(data.get("target")),
         )
     if kind == "group":
         items = data.get("items") if isinstance(data.get("items"), list) else []
-        parsed = (_message(item, fallback_space=space)[0] for item in items)
-        return Album(kind, data, items=tuple(m for m in parsed if m is not None))
+        return Album(
+            kind,
+            data,
+            items=tuple(_item(i, space, depth + 1) for i in items if isinstance(i, dict)),
+        )
     return Unknown(kind, data)
 
 
-def _message(data: Any, fallback_space: Space | None) -> tuple[Message | None, str | None]:
-    data = _dict(data)
-    message_id = _str(data.get("id"))
-    if not message_id:
-        return None, "message.id is missing"
-    space = _space(data.get("space")) or fallback_space
-    if space is None:
+def _item(data: JSON, outer: Space | None, depth: int) -> Message:
+    """An album item: nothing in it is required, like any field inside `content`."""
+    space = _space(data.get("space")) or outer or Space(id="")
+    return Message(
+        id=_str(data.get("id")) or "",
+        space=space,
+        content=_content(data.get("content"), space, depth),
+        platform=_str(data.get("platform")) or space.platform,
+        direction=_str(data.get("direction")),
+        timestamp=_str(data.get("timestamp")),
+        sender=_sender(data.get("sender")),
+        raw=data,
+    )
+
+
+def _unusable(data: JSON, key: str, path: str, expected: str) -> str:
+    return f"{path} is not {expected}" if key in data else f"{path} is missing"
+
+
+def _message(data: JSON) -> tuple[Message | None, str | None]:
+    """The delivery's message, or why it is unusable (the module docstring's rule)."""
+    message_id, space_data, content = data.get("id"), data.get("space"), data.get("content")
+    if not isinstance(message_id, str):
+        return None, _unusable(data, "id", "message.id", "a string")
+    if "space" not in data:
         return None, "message.space.id is missing"
-    content = _dict(data.get("content"))
-    if not _str(content.get("type")):
-        return None, "message.content.type is missing"
+    if not isinstance(space_data, dict):
+        return None, "message.space is not an object"
+    space = _space(space_data)
+    if space is None:
+        return None, _unusable(space_data, "id", "message.space.id", "a string")
+    if not isinstance(content, dict):
+        return None, _unusable(data, "content", "message.content", "an object")
+    if not isinstance(content.get("type"), str):
+        return None, _unusable(content, "type", "message.content.type", "a string")
     message = Message(
         id=message_id,
         space=space,
@@ -310,8 +368,9 @@ def parse_event(data: JSON) -> Event:
     if name != "messages":
         return Event(name=name, space=space, raw=data)
     if not isinstance(data.get("message"), dict):
-        return Event(name=name, space=space, problem="message is missing", raw=data)
-    message, problem = _message(data["message"], fallback_space=None)
+        problem = _unusable(data, "message", "message", "an object")
+        return Event(name=name, space=space, problem=problem, raw=data)
+    message, problem = _message(data["message"])
     if message is not None and space is not None:
         # The top-level space is the fuller copy (it carries `phone` and `type`).
         message = _with_space(message, space)
