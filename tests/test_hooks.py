@@ -202,6 +202,25 @@ def test_typed_template_syntax_is_refused(
     assert left_in(out) == []
 
 
+# --- Unicode in the metadata: valid TOML that round-trips (issue 15) ---
+
+
+@pytest.mark.parametrize(
+    ("description", "author"),
+    [
+        ("Grinning 😀 bot", "Zoë O'Brien 🎉"),
+        ('Says "hi" \\ and <b>bye</b>', 'Back\\slash "Q" &amp;'),
+        ("ends in a backslash \\", "𝄞 日本語 ümlaut ñ"),
+        ("'''\"\"\" \\u00e9 \\n \\\\", "\u00a0non-breaking\u200bzero-width\u2028"),
+    ],
+)
+def test_metadata_is_valid_toml_that_round_trips(bake, description: str, author: str) -> None:
+    project = bake(description=description, author_name=author)
+    meta = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert meta["description"] == description
+    assert meta["authors"] == [{"name": author}]
+
+
 # --- Re-running after a refusal (issue 13) ---
 
 
