@@ -405,3 +405,53 @@ class Load:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] if ordered else 0.0
+
+
+class ServedAsConfigured(Served):
+    """`Served`, but gunicorn runs with the project's gunicorn.conf.py untouched.
+
+    `Served.start` silences gunicorn's access log (tests and the fault benchmark
+    do not want a line per request); the generated gunicorn.conf.py writes one to
+    stdout, which a deployment keeps, so a throughput benchmark keeps it too (it
+    goes to the shared log with everything else).
+    """
+
+    def start(self) -> None:
+        self.process = self._spawn("gunicorn", "-c", "gunicorn.conf.py")
+        wait_until_healthy(self, workers=int(self.env.get("WEB_CONCURRENCY", "2")))
+
+
+def wait_until_healthy(served: Served, workers: int, timeout: float = 30) -> None:
+    """Wait until `served` answers /healthz with 200 and has `workers` worker processes."""
+    assert served.process is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200 and len(served.workers()) == workers:
+                return
+        except OSError:
+            pass
+        if served.process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("gunicorn did not come up:\n" + served.log())
+        time.sleep(0.1)
+
+
+def bake_revision(into: Path, rev: str, **context: str) -> Path:
+    """`bake`, but from the template as committed at `rev` (e.g. "HEAD"), not the work tree.
+
+    For a benchmark of committed code while the work tree is being edited.
+    """
+    template = into / "template"
+    template.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", rev], cwd=TEMPLATE, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(template)], input=archive, check=True)
+    config = into / "cookiecutter-config.yaml"
+    config.write_text(f"cookiecutters_dir: {into}/cookiecutters\nreplay_dir: {into}/replay\n")
+    made = Cookies(str(template), lambda name: into / name, config).bake(extra_context=context)
+    if made.exception is not None:
+        raise RuntimeError(f"the bake of {rev} failed: {made.exception!r}")
+    return made.project_path
