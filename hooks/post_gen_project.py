@@ -59,19 +59,32 @@ def write_env(root, answers):
         f.write("\n".join(lines))
 
 
+def next_steps(answers):
+    slug, package = answers["project_slug"], answers["package_name"]
+    lines = [
+        f"Created {slug}/ with a development signing secret in {slug}/.env",
+        "Next:",
+        f"  cd {slug}",
+        "  make demo    # install, start under gunicorn, send a signed test delivery",
+        "  make test    # run the tests",
+        f"Then edit {package}/bot.py. README.md has the rest.",
+    ]
+    if answers["inbox"] == "redis":
+        lines += [
+            "Messages wait in Redis: the app and `make worker` need a Redis server",
+            "(127.0.0.1:6379, or REDIS_URL in .env). `make test` starts its own",
+            "redis-server, so install it (e.g. apt install redis-server).",
+        ]
+    if answers["reply_bridge"] == "spectrum-ts":
+        lines.append("Replies go through Node 22 (20 runs the bridge; Telegram and Slack need 22).")
+    return "\n" + "\n".join(lines) + "\n"
+
+
 def main():
     root = Path.cwd()
     remove_unchosen(root, ANSWERS)
     write_env(root, ANSWERS)
-    slug = ANSWERS["project_slug"]
-    print(
-        f"\nCreated {slug}/ with a development signing secret in {slug}/.env\n"
-        f"Next:\n"
-        f"  cd {slug}\n"
-        f"  make demo    # install, start under gunicorn, send a signed test delivery\n"
-        f"  make test    # run the tests\n"
-        f"Then edit {ANSWERS['package_name']}/bot.py. README.md has the rest.\n"
-    )
+    print(next_steps(ANSWERS))
     return 0
 
 

@@ -335,3 +335,11 @@ def test_node_prompt_says_what_is_true() -> None:
     text = prompts["reply_bridge"]["spectrum-ts"]
     assert "Node 22 recommended" in text and "Node 20 works for iMessage" in text
     assert "Telegram and Slack" in text
+
+
+@pytest.mark.parametrize("inbox", ["redis", "sqlite"])
+def test_next_steps_say_a_redis_bake_needs_a_redis_server(bake, capfd, inbox: str) -> None:
+    bake(inbox=inbox)
+    said = capfd.readouterr().out
+    assert ("need a Redis server" in said) == (inbox == "redis")
+    assert ("`make test` starts its own\nredis-server" in said) == (inbox == "redis")
