@@ -151,7 +151,8 @@ def template_folder(answers):
     """The template's folder as an absolute path, or None.
 
     cookiecutter passes it as given on its command line, which may be relative to
-    the user's folder, while this script runs in the new project's folder.
+    the user's folder, while this script runs in the new project's folder. (The
+    same function is in post_gen_project.py: hooks cannot import each other.)
     """
     given = answers.get("_repo_dir")
     if not given:
