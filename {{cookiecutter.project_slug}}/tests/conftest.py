@@ -16,9 +16,9 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.botkit import Bot
+from {{ cookiecutter.package_name }}.botkit import Bot, Context, React
 from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.events import Message, Text
+from {{ cookiecutter.package_name }}.events import Attachment, Text
 from {{ cookiecutter.package_name }}.samples import encode, text_delivery
 from {{ cookiecutter.package_name }}.verify import signed_headers
 
@@ -34,6 +34,14 @@ OLD_SECRET = "e5f6506a3a2912b1638f46c4afc48580ee967762cca5b2c2fbdf971caed2c829"
 Post = Callable[..., TestResponse]
 
 
+def echo_bot() -> Bot:
+    """The framework tests' own bot, so that they pass whatever bot.py becomes."""
+    bot = Bot()
+    bot.on(Text)(lambda ctx, text: f"You said: {text.text}")
+    bot.on(Attachment)(lambda ctx, file: [React("❤️"), f"Thanks for the {file.mime_type}!"])
+    return bot
+
+
 class BlockingBot(Bot):
     """A bot whose Text handler waits for `release`; `started` is set once it is in it."""
 
@@ -42,7 +50,7 @@ class BlockingBot(Bot):
         self.started, self.release = threading.Event(), threading.Event()
 
         @self.on(Text)
-        def wait(message: Message, content: Text) -> str:
+        def wait(ctx: Context, content: Text) -> str:
             self.started.set()
             self.release.wait(timeout)
             return "done"
@@ -105,7 +113,7 @@ def settings(tmp_path) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings) -> Flask:
-    return create_app(settings)
+    return create_app(settings, bot=echo_bot())
 
 
 @pytest.fixture

@@ -1,54 +1,42 @@
-"""Your bot's behaviour. Add a test here for each handler you write."""
+"""Your bot's behaviour: add a test here for each handler you write."""
 
 from __future__ import annotations
 
-import pytest
-
 from {{ cookiecutter.package_name }}.bot import bot
-from {{ cookiecutter.package_name }}.botkit import Bot, React
-from {{ cookiecutter.package_name }}.events import Attachment, Text, parse_event
-from {{ cookiecutter.package_name }}.samples import delivery, text_delivery
+from {{ cookiecutter.package_name }}.botkit import React
+from {{ cookiecutter.package_name }}.testing import Conversation
 
 
-def message(content: dict):
-    return parse_event(delivery(content)).message
+def test_remember_asks_then_keeps_the_answer() -> None:
+    chat = Conversation(bot)
+    assert chat.send("/recall") == ["Nothing yet: try /remember."]
+    assert chat.send("/remember") == ["What should I remember?"]
+    assert chat.send("buy milk") == ["Got it: “buy milk”. /recall shows it."]
+    assert chat.send("/recall") == ["buy milk"]
+    assert chat.send("and eggs") == ["You said: and eggs"]  # the question was answered
 
 
-def text(value: str) -> dict[str, str]:
-    return {"type": "text", "text": value}
+def test_each_conversation_remembers_its_own() -> None:
+    mine, yours = Conversation(bot), Conversation(bot, sender="+15550199")
+    mine.send("/remember")
+    mine.send("mine")
+    assert yours.send("/recall") == ["Nothing yet: try /remember."]
 
 
-def test_echoes_text() -> None:
-    assert bot.handle(parse_event(text_delivery("hello")).message) == [text("You said: hello")]
+def test_greets() -> None:
+    assert Conversation(bot).send("well hello there") == ["Hello! Try /remember."]
+
+
+def test_echoes_other_texts() -> None:
+    assert Conversation(bot).send("what time is it?") == ["You said: what time is it?"]
 
 
 def test_thanks_for_attachments() -> None:
     photo = {"type": "attachment", "id": "A1", "name": "IMG.HEIC", "mimeType": "image/heic"}
-    incoming = message(photo)
-    assert bot.handle(incoming) == [
-        {"type": "reaction", "emoji": "❤️", "target": incoming.id},
-        text("Thanks for the image/heic!"),
-    ]
+    assert Conversation(bot).send(photo) == [React("❤️"), "Thanks for the image/heic!"]
 
 
 def test_stays_quiet_on_what_it_does_not_handle() -> None:
-    assert bot.handle(message({"type": "reaction", "emoji": "👍"})) == []
-    assert bot.handle(message({"type": "future-thing"})) == []
-
-
-def test_dispatch_rules() -> None:
-    b = Bot()
-    b.on(Text)(lambda m, c: ["one", "", React("👍"), "two"])
-    b.otherwise(lambda m, c: None)
-    incoming = message({"type": "text", "text": "x"})
-    assert b.handle(incoming) == [
-        text("one"),
-        {"type": "reaction", "emoji": "👍", "target": incoming.id},
-        text("two"),
-    ]
-    assert b.handle(message({"type": "attachment"})) == []
-    with pytest.raises(ValueError, match="already registered"):
-        b.on(Text)(lambda m, c: None)
-    b.on(Attachment)(lambda m, c: [1])
-    with pytest.raises(TypeError, match="returned int: return a str, a React"):
-        b.handle(message({"type": "attachment"}))
+    chat = Conversation(bot)
+    assert chat.send({"type": "reaction", "emoji": "👍"}) == []
+    assert chat.send({"type": "future-thing"}) == []

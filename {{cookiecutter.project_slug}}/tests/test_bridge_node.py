@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import SECRET, WEBHOOK_PATH, Post, unused_port
+from conftest import SECRET, WEBHOOK_PATH, Post, echo_bot, unused_port
 from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
 from flask import Flask
 
@@ -220,7 +220,8 @@ def app(
             node=NODE,
             bridge_dir=bridge_dir,
             log_level="WARNING",
-        )
+        ),
+        bot=echo_bot(),
     )
     yield app
     runtime(app).bot_threads.stop()
@@ -274,7 +275,9 @@ def test_without_credentials_the_same_run_logs_the_replies(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    app = create_app(dataclasses.replace(settings, project_id="", project_secret=""))
+    app = create_app(
+        dataclasses.replace(settings, project_id="", project_secret=""), bot=echo_bot()
+    )
     current = runtime(app)
     body = encode(text_delivery("hello", message_id="m-1"))
     headers = signed_headers(SECRET, int(time.time()), body)

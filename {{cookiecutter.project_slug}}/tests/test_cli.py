@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from conftest import SECRET, WEBHOOK_PATH, unused_port
+from conftest import SECRET, WEBHOOK_PATH, echo_bot, unused_port
 from flask import Flask
 from werkzeug.serving import make_server
 
@@ -20,7 +20,7 @@ from {{ cookiecutter.package_name }}.verify import verify
 @pytest.fixture
 def live_app(settings: Settings) -> Iterator[tuple[Flask, str]]:
     """The app served over real HTTP, with its worker running, like `make run`."""
-    app = create_app(dataclasses.replace(settings, start_worker=True))
+    app = create_app(dataclasses.replace(settings, start_worker=True), bot=echo_bot())
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -39,7 +39,7 @@ def test_send_test_shows_what_the_bot_did(live_app: tuple[Flask, str]) -> None:
 
 
 def test_send_test_says_when_no_worker_picks_it_up(settings: Settings) -> None:
-    app = create_app(settings)  # the fixture's settings start no worker
+    app = create_app(settings, bot=echo_bot())  # the fixture's settings start no worker
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -56,7 +56,7 @@ def test_send_test_says_when_no_worker_picks_it_up(settings: Settings) -> None:
 
 def test_send_test_reports_a_refusal(live_app: tuple[Flask, str], settings: Settings) -> None:
     _, url = live_app
-    wrong = create_app(dataclasses.replace(settings, signing_secrets=("wrong",)))
+    wrong = create_app(dataclasses.replace(settings, signing_secrets=("wrong",)), bot=echo_bot())
     result = wrong.test_cli_runner().invoke(args=["spectrum", "send-test", "hi", "--url", url])
     assert result.exit_code == 1
     assert result.output == '401 {"error":"signature does not match any configured secret"}\n'

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import BlockingBot
 
-from {{ cookiecutter.package_name }}.botkit import Bot
-from {{ cookiecutter.package_name }}.events import Message, Text
+from {{ cookiecutter.package_name }}.botkit import Bot, Context
+from {{ cookiecutter.package_name }}.events import Text
 from {{ cookiecutter.package_name }}.inbox.contract import InboxUnavailable
 from {{ cookiecutter.package_name }}.inbox.sqlite_runner import BotThreads
 from {{ cookiecutter.package_name }}.inbox.sqlite_store import SQLiteInbox
@@ -119,8 +119,8 @@ def flaky_bot(failures: int) -> Bot:
     bot, calls = Bot(), []
 
     @bot.on(Text)
-    def handler(message: Message, content: Text) -> str:
-        calls.append(message.id)
+    def handler(ctx: Context, content: Text) -> str:
+        calls.append(ctx.message.id)
         if len(calls) <= failures:
             raise RuntimeError(f"boom {len(calls)}")
         return "ok"
@@ -155,7 +155,7 @@ def test_stop_lets_the_message_in_hand_finish(inbox: SQLiteInbox) -> None:
     bot = Bot()
 
     @bot.on(Text)
-    def slow(message: Message, content: Text) -> str:
+    def slow(ctx: Context, content: Text) -> str:
         time.sleep(0.3)
         return "finished"
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import listening, unused_port
 
-from {{ cookiecutter.package_name }}.botkit import Bot
-from {{ cookiecutter.package_name }}.events import Message, Space, Text
+from {{ cookiecutter.package_name }}.botkit import Bot, Context
+from {{ cookiecutter.package_name }}.events import Space, Text
 from {{ cookiecutter.package_name }}.inbox.contract import InboxUnavailable
 from {{ cookiecutter.package_name }}.inbox.sqlite_runner import BotThreads
 from {{ cookiecutter.package_name }}.inbox.sqlite_store import SQLiteInbox
@@ -57,8 +57,8 @@ class Scenario:
         self.sender = Sender()
 
         @self.bot.on(Text)
-        def reply(message: Message, content: Text) -> list[str]:
-            self.runs.append(message.id)
+        def reply(ctx: Context, content: Text) -> list[str]:
+            self.runs.append(ctx.message.id)
             if self.failing:
                 self.failing -= 1
                 raise RuntimeError("boom")
@@ -74,6 +74,12 @@ class Backend:
         raise NotImplementedError
 
     def another_process(self) -> object:
+        raise NotImplementedError
+
+    def ready(self) -> list[str]:
+        raise NotImplementedError
+
+    def reopen(self, ordered: bool) -> None:
         raise NotImplementedError
 
 
@@ -94,6 +100,14 @@ class SQLiteBackend(Backend):
     def another_process(self) -> SQLiteInbox:
         return SQLiteInbox(self.path)
 
+    def ready(self) -> list[str]:
+        """The messages that could be claimed now, each claimed in turn."""
+        claims = iter(lambda: self.inbox.claim(lease_seconds=60), None)
+        return [claim.message_id for claim in claims]
+
+    def reopen(self, ordered: bool) -> None:
+        self.inbox = SQLiteInbox(self.path, ordered=ordered)
+
 
 class RedisBackend(Backend):
     name = "redis"
@@ -109,7 +123,7 @@ class RedisBackend(Backend):
     def process(self, scenario: Scenario) -> None:
         from {{ cookiecutter.package_name }}.inbox import redis_runner
 
-        tools = redis_runner.JobTools(scenario.bot, scenario.sender)
+        tools = redis_runner.JobTools(scenario.bot, scenario.sender, self.inbox)
         worker = redis_runner.BotWorker(
             [self.inbox.queue], connection=self.inbox.connection, tools=tools
         )
@@ -119,6 +133,18 @@ class RedisBackend(Backend):
         from {{ cookiecutter.package_name }}.inbox.redis_store import RedisInbox
 
         return RedisInbox(self.url, max_attempts=ATTEMPTS)
+
+    def ready(self) -> list[str]:
+        """The messages whose jobs RQ has queued (the others wait for theirs)."""
+        jobs = self.inbox.queue.get_jobs()
+        return [job.args[0] for job in jobs]
+
+    def reopen(self, ordered: bool) -> None:
+        from {{ cookiecutter.package_name }}.inbox.redis_store import RedisInbox
+
+        self.inbox = RedisInbox(
+            self.url, max_attempts=ATTEMPTS, retry_intervals=[0], ordered=ordered
+        )
 
 
 @pytest.fixture(params=BACKENDS)
@@ -210,6 +236,75 @@ def test_a_message_that_keeps_failing_is_parked_then_replayed(backend: Backend) 
     backend.process(scenario)
     assert backend.inbox.status("m-1").state == "done"
     assert [p.message_id for p in backend.inbox.parked()] == ["m-2"]
+
+
+class Counting:
+    """A bot that counts its conversation's messages in state, before it may fail."""
+
+    def __init__(self, fail: dict[str, int] | None = None) -> None:
+        self.bot, self.runs, self.sender = Bot(), [], Sender()
+        self.fail = dict(fail or {})  # message id -> times to fail (after counting)
+
+        @self.bot.on(Text)
+        def count(ctx: Context, content: Text) -> str:
+            self.runs.append(ctx.message.id)
+            ctx.state["n"] = ctx.state.get("n", 0) + 1
+            if self.fail.get(ctx.message.id, 0) > 0:
+                self.fail[ctx.message.id] -= 1
+                raise RuntimeError("after counting")
+            return f"{content.text} is number {ctx.state['n']}"
+
+
+def accept_in(backend: Backend, conversation: str, *message_ids: str) -> None:
+    for message_id in message_ids:
+        body = payload(message_id, message_id)
+        assert backend.inbox.accept(message_id, body, conversation=conversation)
+
+
+def test_state_changes_take_effect_once_with_the_replies(backend: Backend) -> None:
+    counting = Counting(fail={"a1": 1})
+    counting.sender.failures = {"a2 is number 2": 1}  # sent after the state is committed
+    accept_in(backend, "chat-a", "a1", "a2", "a3")
+    backend.process(counting)
+    # a1 counted, raised, was retried: counted once. a2's send failed: not run again.
+    assert counting.runs == ["a1", "a1", "a2", "a3"]
+    assert counting.sender.sent == ["a1 is number 1", "a2 is number 2", "a3 is number 3"]
+
+
+def test_a_conversation_is_handled_in_order_others_meanwhile(backend: Backend) -> None:
+    counting = Counting(fail={"a1": 1})
+    accept_in(backend, "chat-a", "a1")
+    accept_in(backend, "chat-b", "b1")
+    accept_in(backend, "chat-a", "a2")
+    backend.process(counting)
+    # a2 waited for a1, through a1's retry; b1 did not wait for chat-a.
+    assert [run for run in counting.runs if run.startswith("a")] == ["a1", "a1", "a2"]
+    assert counting.runs.index("b1") < counting.runs.index("a2")
+    assert [backend.inbox.status(m).state for m in ("a1", "a2", "b1")] == ["done"] * 3
+
+
+def test_the_next_in_a_conversation_waits_only_for_the_one_before(backend: Backend) -> None:
+    accept_in(backend, "chat-a", "a1", "a2")
+    accept_in(backend, "chat-b", "b1")
+    assert backend.ready() == ["a1", "b1"]  # a2 waits for a1, b1 for no one
+
+
+def test_unordered_inboxes_take_a_conversation_all_at_once(backend: Backend) -> None:
+    backend.reopen(ordered=False)
+    accept_in(backend, "chat-a", "a1", "a2")
+    assert backend.ready() == ["a1", "a2"]
+
+
+def test_a_parked_message_does_not_hold_its_conversation_up(backend: Backend) -> None:
+    counting = Counting(fail={"a1": 99})
+    accept_in(backend, "chat-a", "a1", "a2")
+    backend.process(counting)
+    assert backend.inbox.status("a1").state == "failed"
+    assert counting.sender.sent == ["a2 is number 1"]  # a1's failed counts never took effect
+    counting.fail = {}
+    assert backend.inbox.replay("a1")
+    backend.process(counting)
+    assert counting.sender.sent == ["a2 is number 1", "a1 is number 2"]
 
 
 def test_unavailable_storage_raises_then_recovers(backend: Backend, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from conftest import SECRET, WEBHOOK_PATH, unused_port
+from conftest import SECRET, WEBHOOK_PATH, echo_bot, unused_port
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.config import Settings
@@ -24,7 +24,7 @@ def post(app, message_id: str, text: str = "hello"):
 def test_webhook_enqueues_and_the_worker_command_runs_the_bot(
     settings: Settings, redis_server: str
 ) -> None:
-    app = create_app(dataclasses.replace(settings, redis_url=redis_server))
+    app = create_app(dataclasses.replace(settings, redis_url=redis_server), bot=echo_bot())
     inbox = runtime(app).inbox
     assert isinstance(inbox, RedisInbox)
     assert runtime(app).bot_threads is None  # no bot threads in the web process
@@ -44,7 +44,8 @@ def test_webhook_enqueues_and_the_worker_command_runs_the_bot(
 
 def test_redis_down_means_503_and_a_one_line_worker_error(settings: Settings) -> None:
     app = create_app(
-        dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{unused_port()}/0")
+        dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{unused_port()}/0"),
+        bot=echo_bot(),
     )
     response = post(app, "m-1")
     assert (response.status_code, response.json) == (

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.botkit import Bot, React
+from {{ cookiecutter.package_name }}.botkit import Bot, Context, React
 from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.events import Message, Space, Text
+from {{ cookiecutter.package_name }}.events import Space, Text
 from {{ cookiecutter.package_name }}.inbox.sqlite_runner import BotThreads
 from {{ cookiecutter.package_name }}.inbox.sqlite_store import SQLiteInbox
 from {{ cookiecutter.package_name }}.samples import encode, text_delivery
@@ -49,8 +49,8 @@ def three_replies() -> tuple[Bot, list[str]]:
     bot, runs = Bot(), []
 
     @bot.on(Text)
-    def handler(message: Message, content: Text) -> list[str]:
-        runs.append(message.id)
+    def handler(ctx: Context, content: Text) -> list[str]:
+        runs.append(ctx.message.id)
         return ["first", "second", "third"]
 
     return bot, runs
@@ -106,11 +106,11 @@ def test_a_worker_that_lost_its_lease_stops(inbox: SQLiteInbox) -> None:
     original = inbox.save_progress
     calls = []
 
-    def steal_after_first_reply(claim, replies, lease_seconds):
+    def steal_after_first_reply(claim, replies, lease_seconds, changes=None):
         calls.append(1)
         if len(calls) == 2:  # another worker took over after our first reply
             inbox._run("UPDATE inbox SET claim_token = 'someone-else'")
-        return original(claim, replies, lease_seconds)
+        return original(claim, replies, lease_seconds, changes)
 
     inbox.save_progress = steal_after_first_reply
     worker.process_one()
@@ -146,7 +146,7 @@ def test_without_a_bridge_replies_are_logged_and_the_log_says_why() -> None:
 
 def test_react_reaches_the_sender_as_a_reaction(inbox: SQLiteInbox) -> None:
     bot = Bot()
-    bot.on(Text)(lambda message, content: React("👍"))
+    bot.on(Text)(lambda ctx, content: React("👍"))
     sender = FlakySender({})
     worker = BotThreads(inbox, bot, sender)
     accept(inbox)

@@ -18,6 +18,7 @@ from conftest import (
     WEBHOOK_PATH,
     BlockingBot,
     Post,
+    echo_bot,
 )
 from flask import Flask
 from flask.testing import FlaskClient
@@ -84,7 +85,7 @@ def test_duplicates_are_caught_by_a_second_app_on_the_same_inbox(settings, post:
     """Another gunicorn worker, or the app after a restart, shares the inbox file."""
     body = encode(text_delivery("hello", message_id="spc-msg-1"))
     assert post(body).status_code == 202
-    other_process = create_app(settings).test_client()
+    other_process = create_app(settings, bot=echo_bot()).test_client()
     headers = signed_headers(SECRET, int(time.time()), body)
     response = other_process.post(WEBHOOK_PATH, data=body, headers=headers)
     assert response.json == {"status": "duplicate", "message_id": "spc-msg-1"}
@@ -214,7 +215,9 @@ def test_unknown_content_type_is_accepted(app: Flask, post: Post) -> None:
 def test_storage_unavailable_means_503_then_recovers(settings: Settings, tmp_path: Path) -> None:
     blocker = tmp_path / "blocked"
     blocker.write_text("a file where the inbox's folder should be")
-    app = create_app(dataclasses.replace(settings, inbox_path=blocker / "inbox.sqlite3"))
+    app = create_app(
+        dataclasses.replace(settings, inbox_path=blocker / "inbox.sqlite3"), bot=echo_bot()
+    )
     body = encode(text_delivery("hello", message_id="m-1"))
 
     def send() -> TestResponse:

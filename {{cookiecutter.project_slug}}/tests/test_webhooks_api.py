@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import SIGNING_SECRET_ENV, WEBHOOK_PATH, unused_port
+from conftest import SIGNING_SECRET_ENV, WEBHOOK_PATH, echo_bot, unused_port
 from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
 
 from {{ cookiecutter.package_name }} import create_app
@@ -104,7 +104,7 @@ def cli(fake: FakeSpectrum, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     def invoke(*args: str):
         # As `flask` would: the app's settings read from the environment as it is now.
         environ = {**os.environ, SIGNING_SECRET_ENV: "dev-secret", "REDIS_URL": ""}
-        app = create_app(Settings.from_env(environ))
+        app = create_app(Settings.from_env(environ), bot=echo_bot())
         return app.test_cli_runner().invoke(args=["spectrum", "webhooks", *args])
 
     return invoke

@@ -18,6 +18,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from . import cli, webhook
+from .botkit import Bot
 from .config import Settings
 from .inbox import open_inbox
 from .inbox.contract import Inbox
@@ -28,16 +29,19 @@ from .runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-def create_app(config: Settings | None = None) -> Flask:
-    """Build the app. Settings come from the environment (and `.env`) unless given."""
+def create_app(config: Settings | None = None, *, bot: Bot | None = None) -> Flask:
+    """Build the app. Settings come from the environment (and `.env`) unless given,
+    the bot from `bot.py` unless given (tests give their own)."""
     settings = config or Settings.from_env()
+    if bot is None:
+        from .bot import bot
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
     inbox = open_inbox(settings)
-    bot_threads = start_bot_threads(app, settings, inbox)
-    app.extensions["spectrum"] = Runtime(settings, inbox, bot_threads)
+    bot_threads = start_bot_threads(app, settings, inbox, bot)
+    app.extensions["spectrum"] = Runtime(settings, inbox, bot, bot_threads)
 
     app.register_blueprint(webhook.bp)
     app.register_error_handler(HTTPException, json_error)
@@ -45,14 +49,14 @@ def create_app(config: Settings | None = None) -> Flask:
     return app
 
 
-def start_bot_threads(app: Flask, settings: Settings, inbox: Inbox) -> BotThreads | None:
+def start_bot_threads(app: Flask, settings: Settings, inbox: Inbox, bot: Bot) -> BotThreads | None:
     """With the SQLite inbox, each web process runs the bot in threads of its own.
 
     (With Redis there is nothing to run here: `flask spectrum worker` runs the bot.)
     """
     if not isinstance(inbox, SQLiteInbox):
         return None
-    threads = BotThreads.from_settings(settings, inbox)
+    threads = BotThreads.from_settings(settings, inbox, bot)
     if settings.start_worker:
         # Started on the first request, not here: `flask spectrum ...` commands load
         # the app too and must not start handling messages. gunicorn.conf.py starts

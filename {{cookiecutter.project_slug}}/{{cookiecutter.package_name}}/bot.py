@@ -1,28 +1,40 @@
-"""Your bot: this is the file to edit.
+"""Your bot: the file to edit. README.md, "Writing your bot", explains each part."""
 
-Each handler receives the message and its content, already typed, and returns
-what to send back to the same conversation: a string, `React("❤️")` to react to
-the message, a list of these, or None for no reply. Content types are in
-`events.py` (Text, Attachment, Voice, Contact, RichLink, Reaction, ThreadReply,
-Album, and Unknown for anything newer).
+import re
 
-Handlers run after Spectrum's delivery has been stored and acknowledged, so they
-may take their time. If one raises, the message is tried again later, up to
-SPECTRUM_MAX_ATTEMPTS times, and then parked with its error.
-"""
-
-from .botkit import Bot, React
-from .events import Attachment, Message, Text
+from .botkit import Bot, Command, Context, React
+from .events import Attachment, Text
 
 bot = Bot()
 
 
-@bot.on(Text)
-def echo(message: Message, content: Text) -> str:
-    return f"You said: {content.text}"
+@bot.command("remember")  # "/remember" starts a two-step conversation
+def remember(ctx: Context, command: Command) -> str:
+    ctx.state["asked"] = True
+    return "What should I remember?"
 
 
-@bot.on(Attachment)
-def thank_for_attachment(message: Message, content: Attachment) -> list[str | React]:
-    # Spectrum sends attachment metadata only; the bytes are fetched through the SDK.
-    return [React("❤️"), f"Thanks for the {content.mime_type or 'file'}!"]
+@bot.on(Text, when=lambda ctx: ctx.state.get("asked"))  # ... the answer to that question
+def remember_answer(ctx: Context, text: Text) -> str:
+    ctx.state.update(asked=None, note=text.text)
+    return f"Got it: “{text.text}”. /recall shows it."
+
+
+@bot.command("recall")
+def recall(ctx: Context, command: Command) -> str:
+    return ctx.state.get("note", "Nothing yet: try /remember.")
+
+
+@bot.text(re.compile(r"\b(hi|hello)\b", re.IGNORECASE))  # a text pattern
+def greet(ctx: Context, match: re.Match[str]) -> str:
+    return f"{match[1].capitalize()}! Try /remember."
+
+
+@bot.on(Attachment)  # a content type
+def thanks(ctx: Context, file: Attachment) -> list[str | React]:
+    return [React("❤️"), f"Thanks for the {file.mime_type or 'file'}!"]
+
+
+@bot.on(Text)  # every other text
+def echo(ctx: Context, text: Text) -> str:
+    return f"You said: {text.text}"

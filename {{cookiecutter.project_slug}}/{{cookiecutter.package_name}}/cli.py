@@ -297,7 +297,7 @@ def worker_command(maintenance_interval: int, burst: bool) -> None:
         current.inbox.ping()
     except InboxUnavailable as exc:
         raise click.ClickException(f"cannot reach Redis at {current.inbox.url}: {exc}") from None
-    tools = JobTools.from_settings(current.settings)
+    tools = JobTools.from_settings(current.settings, current.inbox, current.bot)
     work(current.inbox, tools, maintenance_interval=maintenance_interval, burst=burst)
 
 

@@ -52,6 +52,8 @@ class Settings:
     max_attempts: int = 5
     lease_seconds: int = 60
     retention_seconds: int = 3 * 24 * 3600
+    # Messages of one conversation are handled one at a time, in order (False: at once).
+    ordered: bool = True
     start_worker: bool = True
     log_level: str = "INFO"
     port: int = 8000
@@ -94,6 +96,7 @@ class Settings:
             retention_seconds=_positive_int(
                 environ, "SPECTRUM_RETENTION_SECONDS", cls.retention_seconds
             ),
+            ordered=_order(environ.get("SPECTRUM_ORDER", "")),
             log_level=environ.get("LOG_LEVEL", cls.log_level).upper(),
             port=_positive_int(environ, "PORT", cls.port),
             project_id=environ.get("SPECTRUM_PROJECT_ID", "").strip(),
@@ -142,6 +145,13 @@ def parse_secrets(value: str) -> tuple[str, ...]:
             f"(several may be given, comma-separated)."
         )
     return secrets
+
+
+def _order(value: str) -> bool:
+    value = value.strip().lower()
+    if value not in ("", "conversation", "none"):
+        raise ConfigError(f"SPECTRUM_ORDER must be 'conversation' or 'none', got {value!r}.")
+    return value != "none"
 
 
 def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
+from .botkit import Bot
 from .config import Settings
 from .inbox.contract import Inbox
 from .inbox.sqlite_runner import BotThreads
@@ -15,6 +16,7 @@ from .inbox.sqlite_runner import BotThreads
 class Runtime:
     settings: Settings
     inbox: Inbox
+    bot: Bot  # the bot this app runs: bot.py's, unless create_app was given another
     # The SQLite inbox's bot threads in this process; None with Redis, where
     # `flask spectrum worker` processes run the bot.
     bot_threads: BotThreads | None

@@ -17,6 +17,7 @@ from .config import WEBHOOK_PATH, Settings
 from .events import Event, parse_event
 from .inbox.contract import InboxUnavailable
 from .runtime import runtime
+from .state import conversation_scope
 from .verify import check_headers, verify
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,9 @@ def receive() -> tuple[Response, int]:
     assert message is not None  # parse() refuses a `messages` event without one
     try:
         webhook_id = request.headers.get("X-Spectrum-Webhook-Id")
-        accepted = current.inbox.accept(message.id, text, webhook_id=webhook_id)
+        accepted = current.inbox.accept(
+            message.id, text, webhook_id=webhook_id, conversation=conversation_scope(message)
+        )
     except InboxUnavailable as exc:
         log.error("unavailable status=503 message_id=%s reason=%s", json.dumps(message.id), exc)
         return jsonify(error="inbox unavailable, retry later"), 503

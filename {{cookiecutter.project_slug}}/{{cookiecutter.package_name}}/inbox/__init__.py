@@ -19,7 +19,7 @@ from .sqlite_store import SQLiteInbox
 def open_inbox(settings: Settings) -> Inbox:
     """The inbox the settings name: Redis when REDIS_URL is set, else the SQLite file."""
     if not settings.redis_url:
-        return SQLiteInbox(settings.sqlite_path)
+        return SQLiteInbox(settings.sqlite_path, ordered=settings.ordered)
     if importlib.util.find_spec(f"{__name__}.redis_store") is None:
         raise ConfigError(
             "REDIS_URL is set, but this project was generated with the SQLite inbox only."
@@ -31,4 +31,5 @@ def open_inbox(settings: Settings) -> Inbox:
         max_attempts=settings.max_attempts,
         retention_seconds=settings.retention_seconds,
         job_timeout=settings.lease_seconds,
+        ordered=settings.ordered,
     )

@@ -38,7 +38,20 @@ class Status:
 class Inbox(Protocol):
     """What the webhook and the CLI need from a store."""
 
-    def accept(self, message_id: str, payload: str, webhook_id: str | None = None) -> bool: ...
+    def accept(
+        self,
+        message_id: str,
+        payload: str,
+        webhook_id: str | None = None,
+        conversation: str | None = None,
+    ) -> bool:
+        """Store a delivery before it is acknowledged; False if its message id was seen.
+
+        Messages with the same `conversation` are handled one at a time, in the
+        order they were accepted (unless the inbox was opened unordered).
+        """
+        ...
+
     def status(self, message_id: str) -> Status | None: ...
     def parked(self, limit: int = 100) -> list[Status]: ...
     def replay(self, message_id: str) -> bool: ...

@@ -23,6 +23,7 @@ from ..botkit import Bot
 from ..config import Settings
 from ..handling import StoredReplies, handle_message
 from ..sending import Sender, choose_sender
+from ..state import Changes
 from .contract import describe
 from .redis_store import RedisInbox
 
@@ -35,14 +36,13 @@ class JobTools:
 
     bot: Bot
     sender: Sender
+    store: RedisInbox  # where state is read, and progress recorded
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> JobTools:
-        from ..bot import bot
-
+    def from_settings(cls, settings: Settings, store: RedisInbox, bot: Bot) -> JobTools:
         sender, why = choose_sender(settings)
         log.info("rq worker pid=%d replies=%s (%s)", os.getpid(), sender.mode, why)
-        return cls(bot, sender)
+        return cls(bot, sender, store)
 
 
 # Set by the BotWorker around each job it runs, for `run_job` to find its tools.
@@ -60,12 +60,20 @@ def run_job(message_id: str, payload: str) -> dict[str, Any]:
     job.meta.pop("error", None)
     job.save_meta()
 
-    def save(replies: StoredReplies) -> None:
+    def save(replies: StoredReplies, changes: Changes | None) -> None:
         job.meta["replies"] = replies
-        job.save_meta()
+        tools.store.save_progress(job, changes)
 
     try:
-        return handle_message(payload, job.meta.get("replies"), tools.bot, tools.sender, save)
+        return handle_message(
+            payload,
+            job.meta.get("replies"),
+            tools.bot,
+            tools.sender,
+            save,
+            state=tools.store,
+            attempt=job.meta["attempts"],
+        )
     except Exception as exc:
         job.meta["error"] = describe(exc)
         job.save_meta()

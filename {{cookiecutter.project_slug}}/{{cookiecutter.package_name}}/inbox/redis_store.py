@@ -9,20 +9,29 @@ always has its job, and a repeat never gets a second one.
 The jobs run in RQ workers (`redis_runner.py`). A job's progress lives in its
 meta; a job whose worker died is retried by RQ, and one that keeps failing ends
 in RQ's failed registry: parked.
+
+Messages of one conversation are handled in order with RQ's job dependencies:
+each job depends on the previous job of its conversation (noted under
+`spectrum:last:<conversation>` in the same transaction), so RQ queues it only
+once that one has finished, or has failed for good (`allow_failure`: a parked
+message does not hold its conversation up). The conversations' state lives in
+`spectrum:state:*` keys, written in one MULTI/EXEC with the job's progress.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 from collections.abc import Iterator
 
 import redis
 from rq import Queue, Retry
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.job import Dependency, Job, JobStatus
 from rq.registry import FailedJobRegistry
 
+from ..state import Changes, Entry, StateConflict
 from .contract import InboxUnavailable, Status, backoff_seconds
 
 QUEUE = "spectrum"
@@ -49,7 +58,15 @@ def unavailable_on_error() -> Iterator[None]:
 
 def job_id(message_id: str) -> str:
     # RQ job ids allow [A-Za-z0-9_-] only; message ids may hold anything.
-    return "msg_" + hashlib.sha256(message_id.encode()).hexdigest()[:40]
+    return "msg_" + _digest(message_id)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def state_key(scope: str, name: str) -> str:
+    return "spectrum:state:" + json.dumps([scope, name], ensure_ascii=False)
 
 
 class RedisInbox:
@@ -61,6 +78,7 @@ class RedisInbox:
         retention_seconds: int = 3 * 24 * 3600,
         job_timeout: int = 60,
         retry_intervals: list[int] | None = None,
+        ordered: bool = True,
     ) -> None:
         self.url = url
         self.connection = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
@@ -68,36 +86,54 @@ class RedisInbox:
         self.max_attempts = max_attempts
         self.retention_seconds = retention_seconds
         self.job_timeout = job_timeout
+        self.ordered = ordered
         # RQ needs its scheduler (`rq worker --with-scheduler`) for delayed retries.
         self.retry_intervals = retry_intervals or [
             int(backoff_seconds(n)) for n in range(1, max_attempts)
         ]
 
-    def accept(self, message_id: str, payload: str, webhook_id: str | None = None) -> bool:
+    def accept(
+        self,
+        message_id: str,
+        payload: str,
+        webhook_id: str | None = None,
+        conversation: str | None = None,
+    ) -> bool:
         """Store a delivery and its job; False if this message id was already accepted."""
         seen = f"spectrum:seen:{job_id(message_id)}"
+        last = f"spectrum:last:{_digest(conversation or message_id)}"
         with unavailable_on_error(), self.connection.pipeline() as pipe:
-            try:
-                pipe.watch(seen)
-                if pipe.exists(seen):
-                    return False
-                pipe.multi()
-                pipe.set(seen, message_id, nx=True, ex=self.retention_seconds)
-                self.queue.enqueue_call(
-                    JOB_FUNCTION,
-                    args=(message_id, payload),
-                    job_id=job_id(message_id),
-                    timeout=self.job_timeout,
-                    result_ttl=self.retention_seconds,
-                    failure_ttl=self.retention_seconds,
-                    retry=self._retry(),
-                    meta={"webhook_id": webhook_id},
-                    pipeline=pipe,
-                )
-                pipe.execute()
-            except redis.WatchError:
-                return False  # the same message, accepted by another request just now
-        return True
+            while True:
+                try:
+                    pipe.watch(seen, last)
+                    if pipe.exists(seen):
+                        return False
+                    previous = pipe.get(last) if self.ordered else None
+                    # RQ watches the job this one waits for, then starts the transaction.
+                    job = self.queue.enqueue_call(
+                        JOB_FUNCTION,
+                        args=(message_id, payload),
+                        job_id=job_id(message_id),
+                        timeout=self.job_timeout,
+                        result_ttl=self.retention_seconds,
+                        failure_ttl=self.retention_seconds,
+                        retry=self._retry(),
+                        meta={"webhook_id": webhook_id},
+                        depends_on=(
+                            Dependency([previous.decode()], allow_failure=True)
+                            if previous
+                            else None
+                        ),
+                        pipeline=pipe,
+                    )
+                    pipe.set(seen, message_id, nx=True, ex=self.retention_seconds)
+                    pipe.set(last, job.id, ex=self.retention_seconds)
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    # Something this read changed: the same message accepted elsewhere
+                    # just now (seen on the next look), or the conversation moved on.
+                    continue
 
     def _retry(self) -> Retry | None:
         if self.max_attempts <= 1:
@@ -154,6 +190,60 @@ class RedisInbox:
     def purge(self, older_than: float) -> int:
         return 0  # every key carries the retention as its TTL: Redis forgets them itself
 
+    def read_state(self, scope: str, name: str) -> Entry | None:
+        with unavailable_on_error():
+            raw = self.connection.get(state_key(scope, name))
+        if raw is None:
+            return None
+        stored = json.loads(raw)
+        if "d" not in stored:  # deleted; the key keeps its version a while
+            return Entry(None, stored["v"], present=False)
+        return Entry(stored["d"], stored["v"], stored.get("e"))
+
+    def save_progress(self, job: Job, changes: Changes | None) -> None:
+        """The job's meta (its recorded replies) and the handler's state changes, at once.
+
+        StateConflict if state the handler read has changed since.
+        """
+        keys = {key: state_key(*key) for key in changes.read} if changes else {}
+        with unavailable_on_error(), self.connection.pipeline() as pipe:
+            while True:
+                try:
+                    if keys:
+                        pipe.watch(*keys.values())
+                    versions = {key: _version(pipe.get(k)) for key, k in keys.items()}
+                    if changes and versions != changes.read:
+                        raise StateConflict("state changed meanwhile")
+                    pipe.multi()
+                    for key, written in (changes.written if changes else {}).items():
+                        self._write_state(pipe, keys[key], versions[key] + 1, written)
+                    pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue  # a state key moved while we looked: look again
+
+    def _write_state(
+        self,
+        pipe: redis.client.Pipeline,
+        key: str,
+        version: int,
+        written: tuple[str, float | None] | None,
+    ) -> None:
+        if written is None:
+            # A deleted key is kept a while, so its version still tells readers it moved.
+            pipe.set(key, json.dumps({"v": version}), ex=self.retention_seconds)
+            return
+        value, expires_at = written
+        stored = {"v": version, "e": expires_at, "d": json.loads(value)}
+        pipe.set(key, json.dumps(stored, ensure_ascii=False))
+        if expires_at is not None:
+            pipe.pexpireat(key, int(expires_at * 1000))
+
     def ping(self) -> None:
         with unavailable_on_error():
             self.connection.ping()
+
+
+def _version(raw: bytes | None) -> int:
+    return json.loads(raw)["v"] if raw else 0

@@ -20,6 +20,7 @@ from ..botkit import Bot
 from ..config import Settings
 from ..handling import StoredReplies, handle_message
 from ..sending import Sender, choose_sender
+from ..state import Changes
 from .contract import HandlingError, InboxUnavailable, backoff_seconds, describe
 from .sqlite_store import Claim, SQLiteInbox
 
@@ -62,10 +63,8 @@ class BotThreads:
         self._held_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, inbox: SQLiteInbox) -> BotThreads:
-        """The project's bot, and the sender the settings allow (with the reason, logged)."""
-        from ..bot import bot
-
+    def from_settings(cls, settings: Settings, inbox: SQLiteInbox, bot: Bot) -> BotThreads:
+        """Threads running `bot`, sending through what the settings allow (the reason, logged)."""
         sender, sender_reason = choose_sender(settings)
         return cls(
             inbox,
@@ -101,13 +100,19 @@ class BotThreads:
         return True
 
     def _handle(self, claim: Claim) -> dict[str, object]:
-        return handle_message(
-            claim.payload, claim.replies, self.bot, self.sender, lambda r: self._save(claim, r)
-        )
+        def save(replies: StoredReplies, changes: Changes | None) -> None:
+            if not self.inbox.save_progress(claim, replies, self.lease_seconds, changes):
+                raise LeaseLost
 
-    def _save(self, claim: Claim, replies: StoredReplies) -> None:
-        if not self.inbox.save_progress(claim, replies, self.lease_seconds):
-            raise LeaseLost
+        return handle_message(
+            claim.payload,
+            claim.replies,
+            self.bot,
+            self.sender,
+            save,
+            state=self.inbox,
+            attempt=claim.attempts,
+        )
 
     def _failed(self, claim: Claim, exc: Exception) -> None:
         park = claim.attempts >= self.max_attempts

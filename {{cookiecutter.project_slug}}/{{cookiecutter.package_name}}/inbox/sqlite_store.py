@@ -5,19 +5,28 @@ claim and record. Duplicates are caught across processes and restarts. A claim
 is a lease: a message whose thread died is claimed again once its lease runs
 out, and carries on from what was recorded (the bot is not run again once its
 replies are stored, and a confirmed reply is not sent again).
+
+Messages of one conversation are claimed one at a time, in the order they were
+accepted: only the oldest unfinished message of a conversation can be claimed.
+A parked message no longer holds its conversation up. The conversations' state
+(`state.py`) is a table in the same file, written in the same transaction as
+the replies of the handler that changed it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..state import Changes, Entry, StateConflict
 from .contract import InboxUnavailable, Status
 
 SCHEMA = """
@@ -32,10 +41,39 @@ CREATE TABLE IF NOT EXISTS inbox (
     received_at  REAL NOT NULL,
     finished_at  REAL,
     replies      TEXT,  -- JSON: the bot's replies, each with its receipt once sent
-    outcome      TEXT  -- JSON: what the bot did, or the last error
+    outcome      TEXT,  -- JSON: what the bot did, or the last error
+    conversation TEXT   -- messages of one conversation are handled in rowid order
 );
 CREATE INDEX IF NOT EXISTS inbox_ready ON inbox (state, available_at);
+CREATE TABLE IF NOT EXISTS state (
+    scope      TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    value      TEXT,  -- JSON; NULL once deleted (the row keeps the version)
+    version    INTEGER NOT NULL,
+    expires_at REAL,
+    PRIMARY KEY (scope, name)
+);
 """
+# Added after the first release: inboxes made by it get the column on first open.
+MIGRATIONS = {"conversation": "ALTER TABLE inbox ADD COLUMN conversation TEXT"}
+CONVERSATION_INDEX = (
+    "CREATE INDEX IF NOT EXISTS inbox_conversation ON inbox (conversation)"
+    " WHERE state IN ('pending', 'working')"
+)
+
+# Ready messages, oldest first; with `ordered`, only those that are the oldest
+# unfinished message of their conversation.
+_READY = (
+    "SELECT m.rowid FROM inbox m WHERE m.state IN ('pending', 'working') AND m.available_at <= :now"
+)
+_HEAD_OF_CONVERSATION = (
+    " AND NOT EXISTS (SELECT 1 FROM inbox e WHERE e.conversation = m.conversation"
+    " AND e.state IN ('pending', 'working') AND e.rowid < m.rowid)"
+)
+
+
+class _ClaimLost(Exception):
+    pass
 
 
 @dataclass(frozen=True)
@@ -49,7 +87,7 @@ class Claim:
 
 
 def _initialise(db: sqlite3.Connection) -> None:
-    """Switch the file to WAL and create the table, once several processes agree.
+    """Switch the file to WAL and create the tables, once several processes agree.
 
     Workers booting together on a new file race for the lock this takes, and SQLite
     answers "locked" at once (not after busy_timeout) when waiting could deadlock.
@@ -58,6 +96,11 @@ def _initialise(db: sqlite3.Connection) -> None:
         try:
             db.execute("PRAGMA journal_mode = WAL")
             db.executescript(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(inbox)")}
+            for column, alter in MIGRATIONS.items():
+                if column not in columns:
+                    db.execute(alter)
+            db.execute(CONVERSATION_INDEX)
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or attempt == 49:
@@ -66,8 +109,10 @@ def _initialise(db: sqlite3.Connection) -> None:
 
 
 class SQLiteInbox:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, ordered: bool = True) -> None:
         self.path = path
+        self.ordered = ordered
+        self._claimable = _READY + (_HEAD_OF_CONVERSATION if ordered else "")
         self._local = threading.local()  # sqlite3 connections must stay in their thread
 
     def _db(self) -> sqlite3.Connection:
@@ -80,74 +125,155 @@ class SQLiteInbox:
             self._local.db, self._local.durable = db, None
         return db
 
-    def _run(
-        self, sql: str, params: tuple[Any, ...] = (), *, durable: bool = False
-    ) -> sqlite3.Cursor:
-        """Run one statement; `durable` ones are on disk before it returns.
+    def _connection(self, durable: bool) -> sqlite3.Connection:
+        """This thread's connection, syncing at commit if `durable`.
 
         A 2xx is final for Spectrum, so an accepted row must survive power loss
-        (synchronous FULL: the WAL is synced at commit). The worker's bookkeeping
+        (synchronous FULL: the WAL is synced at commit). The runner's bookkeeping
         only has to survive a crashed process, which NORMAL already gives in WAL
         mode; the next durable commit syncs it too. One sync per message instead
-        of five keeps the webhook's answers fast while workers are busy.
+        of five keeps the webhook's answers fast while the bot threads are busy.
         """
+        db = self._db()
+        if self._local.durable is not durable:
+            db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            self._local.durable = durable
+        return db
+
+    @contextlib.contextmanager
+    def _storage(self) -> Iterator[None]:
+        """Any storage error, wherever it surfaces (a cursor's fetch too): InboxUnavailable."""
         try:
-            db = self._db()
-            if self._local.durable is not durable:
-                db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-                self._local.durable = durable
-            return db.execute(sql, params)
+            yield
         except (sqlite3.Error, OSError) as exc:
             self._local.db = None  # reconnect next time: the file may come back
             raise InboxUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
-    def accept(self, message_id: str, payload: str, webhook_id: str | None = None) -> bool:
+    def _run(self, sql: str, params: Any = (), *, durable: bool = False) -> int:
+        """Run one statement; the number of rows it changed."""
+        with self._storage():
+            return self._connection(durable).execute(sql, params).rowcount
+
+    def _rows(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        with self._storage():
+            return self._connection(False).execute(sql, params).fetchall()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+        with self._storage():
+            db = self._connection(False)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def accept(
+        self,
+        message_id: str,
+        payload: str,
+        webhook_id: str | None = None,
+        conversation: str | None = None,
+    ) -> bool:
         """Store a delivery; False if this message id was already accepted."""
         now = time.time()
-        cursor = self._run(
+        changed = self._run(
             "INSERT OR IGNORE INTO inbox"
-            " (message_id, webhook_id, payload, available_at, received_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (message_id, webhook_id, payload, now, now),
+            " (message_id, webhook_id, payload, available_at, received_at, conversation)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (message_id, webhook_id, payload, now, now, conversation or message_id),
             durable=True,
         )
-        return cursor.rowcount == 1
+        return changed == 1
 
     def claim(self, lease_seconds: float) -> Claim | None:
-        """Take the oldest ready message (or one whose worker's lease ran out)."""
+        """Take the oldest ready message (or one whose thread's lease ran out)."""
         now = time.time()
-        token = uuid.uuid4().hex
-        row = self._run(
+        rows = self._rows(
             "UPDATE inbox SET state = 'working', attempts = attempts + 1,"
-            " available_at = ?, claim_token = ?"
-            " WHERE message_id = (SELECT message_id FROM inbox"
-            "   WHERE state IN ('pending', 'working') AND available_at <= ?"
-            "   ORDER BY received_at LIMIT 1)"
-            " RETURNING message_id, payload, attempts, replies",
-            (now + lease_seconds, token, now),
-        ).fetchone()
-        if row is None:
+            " available_at = :lease_end, claim_token = :token"
+            f" WHERE rowid = ({self._claimable} ORDER BY m.rowid LIMIT 1)"
+            " RETURNING message_id, payload, attempts, claim_token, replies",
+            {"now": now, "lease_end": now + lease_seconds, "token": uuid.uuid4().hex},
+        )
+        if not rows:
             return None
-        return Claim(row[0], row[1], row[2], token, json.loads(row[3]) if row[3] else None)
+        message_id, payload, attempts, token, replies = rows[0]
+        return Claim(message_id, payload, attempts, token, json.loads(replies) if replies else None)
 
     def save_progress(
-        self, claim: Claim, replies: list[dict[str, Any]], lease_seconds: float
+        self,
+        claim: Claim,
+        replies: list[dict[str, Any]],
+        lease_seconds: float,
+        changes: Changes | None = None,
     ) -> bool:
-        """Record the replies so far and renew the lease; False if the claim was lost."""
-        cursor = self._run(
-            "UPDATE inbox SET replies = ?, available_at = ?"
-            " WHERE message_id = ? AND claim_token = ?",
-            (json.dumps(replies), time.time() + lease_seconds, claim.message_id, claim.token),
+        """Record the replies so far (with the state the handler changed) and renew the lease.
+
+        False if the claim was lost, and then nothing is recorded; StateConflict if
+        state the handler read has changed since.
+        """
+        try:
+            with self._transaction() as db:
+                if changes:
+                    self._apply(db, changes)
+                saved = db.execute(
+                    "UPDATE inbox SET replies = ?, available_at = ?"
+                    " WHERE message_id = ? AND claim_token = ?",
+                    (
+                        json.dumps(replies),
+                        time.time() + lease_seconds,
+                        claim.message_id,
+                        claim.token,
+                    ),
+                ).rowcount
+                if saved != 1:
+                    raise _ClaimLost  # rolls the state back too
+        except _ClaimLost:
+            return False
+        return True
+
+    def _apply(self, db: sqlite3.Connection, changes: Changes) -> None:
+        for (scope, name), version in changes.read.items():
+            row = db.execute(
+                "SELECT version FROM state WHERE scope = ? AND name = ?", (scope, name)
+            ).fetchone()
+            if (row[0] if row else 0) != version:
+                raise StateConflict(f"{name!r} changed meanwhile")
+        now = time.time()
+        for (scope, name), written in changes.written.items():
+            value, expires_at = written if written else (None, None)
+            db.execute(
+                "INSERT INTO state (scope, name, value, version, expires_at)"
+                " VALUES (?, ?, ?, 1, ?) ON CONFLICT (scope, name) DO UPDATE SET"
+                " value = excluded.value, version = version + 1, expires_at = excluded.expires_at",
+                # A deleted key is kept a while, so its version still tells readers it moved.
+                (scope, name, value, expires_at if written else now + 7 * 24 * 3600),
+            )
+
+    def read_state(self, scope: str, name: str) -> Entry | None:
+        rows = self._rows(
+            "SELECT value, version, expires_at FROM state WHERE scope = ? AND name = ?",
+            (scope, name),
         )
-        return cursor.rowcount == 1
+        if not rows:
+            return None
+        value, version, expires_at = rows[0]
+        if value is None:
+            return Entry(None, version, expires_at, present=False)
+        return Entry(json.loads(value), version, expires_at)
 
     def renew(self, claim: Claim, lease_seconds: float) -> bool:
         """Extend the lease of a message still in hand; False if it was taken over."""
-        cursor = self._run(
+        changed = self._run(
             "UPDATE inbox SET available_at = ? WHERE message_id = ? AND claim_token = ?",
             (time.time() + lease_seconds, claim.message_id, claim.token),
         )
-        return cursor.rowcount == 1
+        return changed == 1
 
     def release(self, claim: Claim) -> None:
         """Give a message back unfinished (shutting down): ready at once, attempt not counted."""
@@ -158,7 +284,7 @@ class SQLiteInbox:
         )
 
     def done(self, claim: Claim, outcome: dict[str, Any]) -> None:
-        # The token check keeps a worker whose lease expired from finishing twice.
+        # The token check keeps a thread whose lease expired from finishing twice.
         self._run(
             "UPDATE inbox SET state = 'done', finished_at = ?, outcome = ?, claim_token = NULL"
             " WHERE message_id = ? AND claim_token = ?",
@@ -182,43 +308,55 @@ class SQLiteInbox:
         )
 
     def status(self, message_id: str) -> Status | None:
-        row = self._run(
+        rows = self._rows(
             "SELECT message_id, state, attempts, outcome, received_at FROM inbox"
             " WHERE message_id = ?",
             (message_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        return Status(row[0], row[1], row[2], json.loads(row[3]) if row[3] else None, row[4])
+        )
+        return _status(rows[0]) if rows else None
 
     def parked(self, limit: int = 100) -> list[Status]:
         """Messages that failed every attempt, oldest first."""
-        rows = self._run(
+        rows = self._rows(
             "SELECT message_id, state, attempts, outcome, received_at FROM inbox"
             " WHERE state = 'failed' ORDER BY received_at LIMIT ?",
             (limit,),
-        ).fetchall()
-        return [Status(r[0], r[1], r[2], json.loads(r[3]) if r[3] else None, r[4]) for r in rows]
+        )
+        return [_status(row) for row in rows]
 
     def replay(self, message_id: str) -> bool:
         """Put a parked message back in line with fresh attempts; False if it is not parked.
 
-        Replies already confirmed stay recorded, so they are not sent again.
+        Replies already confirmed stay recorded, so they are not sent again. It is
+        the oldest message of its conversation again, so it is handled before the
+        conversation's messages still waiting.
         """
-        cursor = self._run(
+        changed = self._run(
             "UPDATE inbox SET state = 'pending', attempts = 0, available_at = ?,"
             " finished_at = NULL WHERE message_id = ? AND state = 'failed'",
             (time.time(), message_id),
         )
-        return cursor.rowcount == 1
+        return changed == 1
 
     def purge(self, older_than: float) -> int:
-        """Forget finished messages (and so their dedupe keys) older than a cut-off."""
-        cursor = self._run(
+        """Forget finished messages (and so their dedupe keys) older than a cut-off.
+
+        Expired state goes too.
+        """
+        self._run(
+            "DELETE FROM state WHERE expires_at IS NOT NULL AND expires_at < ?", (time.time(),)
+        )
+        return self._run(
             "DELETE FROM inbox WHERE state IN ('done', 'failed') AND finished_at < ?",
             (older_than,),
         )
-        return cursor.rowcount
 
     def ping(self) -> None:
-        self._run("SELECT 1 FROM inbox LIMIT 1")
+        self._rows("SELECT 1 FROM inbox LIMIT 1")
+
+
+def _status(row: tuple[Any, ...]) -> Status:
+    message_id, state, attempts, outcome, received_at = row
+    return Status(
+        message_id, state, attempts, json.loads(outcome) if outcome else None, received_at
+    )
