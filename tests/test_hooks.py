@@ -1,4 +1,8 @@
-"""Bad answers stop generation with one clear line each, and leave nothing on disk."""
+"""Answers: bad ones stop generation with one clear line each and leave nothing on disk.
+
+Also how a refusal says to run again, what the post-generation hook says, and,
+pinned, what cookiecutter does before any hook can look (so a change shows).
+"""
 
 from __future__ import annotations
 
