@@ -4,7 +4,9 @@
 
 One machine, one load generator (wrk: 2 threads, 16 connections, --seconds each
 after a --warmup), the same signed deliveries (distinct, plus one in ten a repeat
-of an earlier one; signed just before each server's run), against:
+of an earlier one; signed just before each server's run; spread over
+--conversations spaces, since the bot handles one conversation's messages in
+order), against:
 
 - the plain Flask verifier a user would write by hand (bench/peers/plain_flask.py:
   verify, 200, nothing stored) under gunicorn sync -w 2, and gthread -w 2 --threads 4;
@@ -48,7 +50,9 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,7 +101,66 @@ def plan(ids: list[str], rng: random.Random) -> list[str]:
     return planned
 
 
-def write_deliveries(prefix: Path, tag: str, count: int, threads: int) -> None:
+def spread_delivery(message_id: str, conversations: int) -> bytes:
+    """`harness.delivery()`, in one of `conversations` spaces (conversations), by its id.
+
+    The bot handles a conversation's messages one at a time, in order: a load all
+    in one conversation (`conversations` 1, harness.delivery's own space) is the
+    worst case, not a bot with many users.
+    """
+    body = delivery(message_id, f"hello {message_id}")
+    if conversations == 1:
+        return body
+    data = json.loads(body)
+    space = f"any;-;+1555{zlib.crc32(message_id.encode()) % conversations:07d}"
+    data["space"]["id"] = data["message"]["space"]["id"] = space
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class SpreadLoad(Load):
+    """`harness.Load` (open loop, same schedule and senders), with `spread_delivery` bodies."""
+
+    def __init__(self, port: int, conversations: int) -> None:
+        super().__init__(port, path=WEBHOOK_PATH)
+        self.conversations = conversations
+
+    def run(self, plan: list[str], rate: float) -> float:
+        lock = threading.Lock()
+        start = time.monotonic() + 0.2
+        slots = iter(enumerate(plan))
+
+        def sender() -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            while True:
+                with lock:
+                    item = next(slots, None)
+                if item is None:
+                    return
+                n, message_id = item
+                time.sleep(max(0.0, start + n / rate - time.monotonic()))
+                body = spread_delivery(message_id, self.conversations)
+                began = time.monotonic()
+                try:
+                    conn.request("POST", self.path, body=body, headers=signed(body))
+                    response = conn.getresponse()
+                    response.read()
+                    status = response.status
+                except OSError:
+                    status = 0
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                with lock:
+                    self.results.append((message_id, status, time.monotonic() - began))
+
+        # Daemons: on Ctrl-C they must not keep the process alive once the servers stop.
+        threads = [threading.Thread(target=sender, daemon=True) for _ in range(self.senders)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return time.monotonic() - start
+
+
+def write_deliveries(prefix: Path, tag: str, count: int, threads: int, conversations: int) -> None:
     """`count` signed deliveries for wrk, split into one file per wrk thread (PREFIX.n).
 
     Each thread has its own ids (`tag-thread-n`), and its repeats are of its own
@@ -108,7 +171,7 @@ def write_deliveries(prefix: Path, tag: str, count: int, threads: int) -> None:
         ids = plan([f"{tag}-{thread}-{n}" for n in range(math.ceil(count / threads))], rng)
         with open(f"{prefix}.{thread}", "w", encoding="utf-8") as out:
             for message_id in ids:
-                body = delivery(message_id, f"hello {message_id}")
+                body = spread_delivery(message_id, conversations)
                 headers = signed(body)
                 stamp, signature = headers["X-Spectrum-Timestamp"], headers["X-Spectrum-Signature"]
                 out.write(f"{stamp}\t{signature}\t{body.decode()}\n")
@@ -447,13 +510,16 @@ def measure(server: Peer | BakedBot, args: argparse.Namespace, work: Path) -> Ro
     drain = args.drain_timeout
     # Warm up (imports, JIT, first connections) and learn the rate, to size the real run.
     warm = work / f"warm-{server.port}"
-    write_deliveries(warm, f"warm{server.port}", 2000 * args.threads, args.threads)
+    write_deliveries(
+        warm, f"warm{server.port}", 2000 * args.threads, args.threads, args.conversations
+    )
     warmed = run_wrk(server.port, warm, args, args.warmup)
     if isinstance(server, BakedBot):
         server.wait_handled(f"warm{server.port}", drain)
-    count = int(warmed.rate * args.seconds * 2) + 2000 * args.threads
+    count = int(warmed.rate * args.seconds * 3) + 2000 * args.threads
     deliveries = work / f"load-{server.port}"
-    write_deliveries(deliveries, f"load{server.port}", count, args.threads)  # signed now
+    tag = f"load{server.port}"
+    write_deliveries(deliveries, tag, count, args.threads, args.conversations)  # signed now
     print(f"  {server.name}: full load for {args.seconds:g} s", flush=True)
     row.load = run_wrk(server.port, deliveries, args, args.seconds)
     if row.load.wrapped:
@@ -467,7 +533,7 @@ def measure(server: Peer | BakedBot, args: argparse.Namespace, work: Path) -> Ro
     total = int(args.rate * args.rate_seconds)
     ids = plan([f"rate{server.port}-{n}" for n in range(total)], random.Random(5))
     print(f"  {server.name}: {args.rate:g}/s for {args.rate_seconds:g} s", flush=True)
-    load = Load(server.port, path=WEBHOOK_PATH)
+    load = SpreadLoad(server.port, args.conversations)
     row.rate_seconds = load.run(ids, args.rate)
     row.rate_acks = load.results
     row.rate_handler = server.wait_handled(f"rate{server.port}", drain)
@@ -486,7 +552,7 @@ def profile(bot: BakedBot, args: argparse.Namespace, work: Path, rate: float) ->
     worker = bot.served.workers()[0]
     deliveries = work / "profile"
     count = int(rate * (args.profile + 2) * 2) + 2000 * args.threads
-    write_deliveries(deliveries, "prof", count, args.threads)
+    write_deliveries(deliveries, "prof", count, args.threads, args.conversations)
     raw = work / "profile.raw"
     command = [spy, "record", "--pid", str(worker), "--duration", str(args.profile), "--native"]
     command += ["--rate", "200", "--format", "raw", "--threads", "--output", str(raw)]
@@ -574,8 +640,8 @@ def short(frame: str) -> str:
 def report(rows: list[Row], args: argparse.Namespace) -> bool:
     print()
     print(
-        f"Full load: wrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s, "
-        "signed deliveries, 1 in 10 a repeat"
+        f"Full load: wrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s, signed"
+        f" deliveries in {args.conversations:,} conversations, 1 in 10 a repeat"
     )
     head = f"{'':40} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}"
     print(head + f"  {'arrival-to-handler p50 / p99 ms':>31}")
@@ -667,6 +733,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="seconds of load before each")
     parser.add_argument("--rate", type=float, default=200, help="fixed-rate phase, per second")
     parser.add_argument("--rate-seconds", type=float, default=10)
+    parser.add_argument(
+        "--conversations", type=int, default=1000, help="spaces the deliveries are spread over"
+    )
     parser.add_argument("--rq-workers", type=int, default=4, help="Redis: RQ worker processes")
     parser.add_argument("--drain-timeout", type=float, default=300, help="seconds, per phase")
     parser.add_argument(
@@ -689,8 +758,9 @@ def main() -> None:
     if missing:
         print(f"peers.py: missing prerequisite: {', '.join(missing)}", file=sys.stderr)
         sys.exit(2)
-    # SIGTERM and SIGHUP unwind like Ctrl-C, so every server is stopped on the way out.
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    # SIGTERM and SIGHUP unwind like Ctrl-C, so every server is stopped on the way out
+    # (SIGINT too when started in the background, where it would be ignored).
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.default_int_handler)
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
