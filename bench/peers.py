@@ -9,7 +9,8 @@ of an earlier one; signed just before each server's run; spread over
 order), against:
 
 - the plain Flask verifier a user would write by hand (bench/peers/plain_flask.py:
-  verify, 200, nothing stored) under gunicorn sync -w 2, and gthread -w 2 --threads 4;
+  verify, 200, nothing stored) under gunicorn sync -w 2 (first, and again last, to
+  show the machine's drift during the run), and gthread -w 2 --threads 4;
 - the seed recipe: Node + Hono, one process, node:crypto and timingSafeEqual
   (bench/peers/hono/, `npm ci` at run time);
 - the baked bot with the SQLite inbox, served by its own gunicorn.conf.py (access
@@ -74,6 +75,7 @@ HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers"
 TARGET_RATIO = 0.8  # baked SQLite bot / plain Flask verifier (sync), req/s at full load
 TARGET_HANDLER_P50_MS = 5.0  # arrival-to-handler p50 at 200 deliveries/s
+PLAIN_SYNC = "plain Flask, gunicorn sync -w 2"
 HANDLER_LOG_ENV = "BENCH_HANDLER_LOG"
 # The line put first in each handler of the bench bot: message id, TAB, time.time().
 RECORD = (
@@ -308,9 +310,9 @@ class Peer:
             kill_group(self.process)
 
 
-def plain_flask(worker: str, work: Path) -> Peer:
+def plain_flask(worker: str, work: Path, again: bool = False) -> Peer:
     command = [sys.executable, "-m", "gunicorn", "-w", "2", "-k", worker]
-    name = "plain Flask, gunicorn sync -w 2"
+    name = PLAIN_SYNC + (" (again)" if again else "")
     if worker == "gthread":
         command += ["--threads", "4"]
         name = "plain Flask, gunicorn gthread -w 2 x4"
@@ -522,7 +524,7 @@ def measure(server: Peer | BakedBot, args: argparse.Namespace, work: Path) -> Ro
     write_deliveries(deliveries, tag, count, args.threads, args.conversations)  # signed now
     print(f"  {server.name}: full load for {args.seconds:g} s", flush=True)
     row.load = run_wrk(server.port, deliveries, args, args.seconds)
-    if row.load.wrapped:
+    if row.load.wrapped and isinstance(server, BakedBot):  # the others store nothing
         row.notes.append(f"wrk ran out of fresh deliveries {row.load.wrapped} times")
     if row.load.socket_errors:
         row.notes.append(f"{row.load.socket_errors} socket errors/timeouts in wrk")
@@ -676,11 +678,18 @@ def report(rows: list[Row], args: argparse.Namespace) -> bool:
             print(f"note: {row.name}: {note}")
 
     rates = {row.name: row.load.rate for row in rows if row.load is not None}
-    plain = rates.get("plain Flask, gunicorn sync -w 2")
+    # Measured first and again last: the mean of the two, and the drift between them.
+    plains = [r for name, r in rates.items() if name.startswith(PLAIN_SYNC)]
+    plain = sum(plains) / len(plains) if plains else None
     node = rates.get("Node + Hono, 1 process")
     sqlite = next((r for name, r in rates.items() if name.startswith("baked bot, SQLite")), None)
     redis = next((r for name, r in rates.items() if name.startswith("baked bot, Redis")), None)
     print()
+    if len(plains) == 2:
+        print(
+            f"Plain Flask (sync) ran first and last: {plains[1] / plains[0]:.2f}x as fast at the"
+            " end (the machine's drift); ratios use the mean."
+        )
     print("Ratios (req/s at full load, this run):")
     pairs = [
         ("baked SQLite bot / plain Flask (sync)", sqlite, plain),
@@ -775,14 +784,15 @@ def main() -> None:
         work = Path(tmp)
         makers = {
             "sync": lambda: plain_flask("sync", work),
+            "sync again": lambda: plain_flask("sync", work, again=True),
             "gthread": lambda: plain_flask("gthread", work),
             "hono": lambda: hono(work),
             "sqlite": lambda: BakedBot("sqlite", work, args.rq_workers, args.rev),
             "redis": lambda: BakedBot("redis", work, args.rq_workers, args.rev),
         }
         try:
-            for key in ["sync", "gthread", "hono", "sqlite", "redis"]:
-                if key not in args.only:
+            for key in ["sync", "gthread", "hono", "sqlite", "redis", "sync again"]:
+                if key.split()[0] not in args.only or (key == "sync again" and len(args.only) == 1):
                     continue
                 server = None
                 try:
