@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,28 @@ bot = Bot()
 def echo(message: Message, content: Text) -> str:
     time.sleep(float(os.environ.get("BOT_SLEEP", "1")))
     return f"You said: {content.text}"
+'''
+
+
+COUNTING_BOT = '''"""Counts each conversation's messages in its state, then takes its time.
+
+A kill during the sleep lands after the count, before the handler returns.
+"""
+
+import os
+import time
+
+from .botkit import Bot, Context
+from .events import Text
+
+bot = Bot()
+
+
+@bot.on(Text)
+def count(ctx: Context, text: Text) -> str:
+    ctx.state["n"] = ctx.state.get("n", 0) + 1
+    time.sleep(float(os.environ.get("BOT_SLEEP", "1")))
+    return str(ctx.state["n"])
 '''
 
 
@@ -164,13 +187,16 @@ class Served:
         """Start `count` RQ workers and wait until each has its bridge up and listens."""
         from rq import Worker
 
-        registered = Worker.count(connection=self.redis_inbox.connection)
         command = ["flask", "--app", "my_spectrum_bot", "spectrum", "worker"]
         command += ["--maintenance-interval", str(maintenance)]  # quick crash recovery
-        for _ in range(count):
-            self.rq_workers.append(self._spawn(*command))
+        started = {self._spawn(*command) for _ in range(count)}
+        self.rq_workers.extend(started)
+        # Each new process registers itself; counting would be fooled by the
+        # registrations of killed workers, which the new ones prune.
+        waiting = {process.pid for process in started}
+        connection = self.redis_inbox.connection
         deadline = time.monotonic() + 120
-        while wait and Worker.count(connection=self.redis_inbox.connection) < registered + count:
+        while wait and waiting - {w.pid for w in Worker.all(connection=connection)}:
             if time.monotonic() > deadline:
                 raise RuntimeError("the RQ workers did not start:\n" + self.log()[-3000:])
             time.sleep(0.2)
@@ -308,14 +334,18 @@ class Served:
         with sqlite3.connect(self.inbox, timeout=10) as db:
             return db.execute("SELECT count(*) FROM inbox WHERE attempts > 1").fetchone()[0]
 
-    def sent_keys(self) -> Counter[str]:
+    def sends_made(self) -> list[dict[str, Any]]:
+        """What the bridge handed to the platform, in order (its test mode's record)."""
         if not self.sends.exists():
-            return Counter()
-        keys = []
+            return []
+        made = []
         for line in self.sends.read_text().splitlines():
             with contextlib.suppress(ValueError):  # a line cut short by a kill
-                keys.append(json.loads(line)["key"])
-        return Counter(keys)
+                made.append(json.loads(line))
+        return made
+
+    def sent_keys(self) -> Counter[str]:
+        return Counter(send["key"] for send in self.sends_made())
 
     def wait_until_drained(self, accepted: set[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -326,8 +356,8 @@ class Served:
             time.sleep(0.2)
 
 
-def delivery(message_id: str, text: str) -> bytes:
-    space = {"id": "any;-;+15550100", "platform": "iMessage", "type": "dm", "phone": "+15551234567"}
+def delivery(message_id: str, text: str, space_id: str = "any;-;+15550100") -> bytes:
+    space = {"id": space_id, "platform": "iMessage", "type": "dm", "phone": "+15551234567"}
     message = {
         "id": message_id,
         "platform": "iMessage",
@@ -363,7 +393,14 @@ class Load:
     port: int
     path: str = "/spectrum-webhook"
     senders: int = 16
+    conversations: int = 1  # messages go to this many conversations (spaces), by id
     results: list[tuple[str, int, float]] = field(default_factory=list)  # id, status, seconds
+
+    def space_of(self, message_id: str) -> str:
+        """The conversation a message id belongs to: always the same one for an id."""
+        if self.conversations == 1:
+            return "any;-;+15550100"
+        return f"any;-;+1555{zlib.crc32(message_id.encode()) % self.conversations:07d}"
 
     def run(self, plan: list[str], rate: float) -> float:
         """POST each message id of `plan` (repeats are duplicates) at `rate` per second."""
@@ -381,15 +418,15 @@ class Load:
                 n, message_id = item
                 due = start + n / rate
                 time.sleep(max(0.0, due - time.monotonic()))
-                body = delivery(message_id, f"hello {message_id}")
+                body = delivery(message_id, f"hello {message_id}", self.space_of(message_id))
                 began = time.monotonic()
                 try:
                     conn.request("POST", self.path, body=body, headers=signed(body))
                     response = conn.getresponse()
                     response.read()
                     status = response.status
-                except OSError:
-                    status = 0  # refused or reset: the worker we killed held this connection
+                except (OSError, http.client.HTTPException):
+                    status = 0  # refused, reset or cut: the worker we killed held this connection
                     conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
                 with lock:
                     self.results.append((message_id, status, time.monotonic() - began))

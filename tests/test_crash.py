@@ -2,8 +2,10 @@
 
 Real processes throughout (bench/harness.py): gunicorn with 2 workers, the inbox
 (SQLite, or Redis with 8 RQ worker processes), the Node bridge in test mode.
-Deliveries arrive with repeats mixed in; a worker is killed with SIGKILL, later
-everything is, and it is all started again.
+Deliveries to 40 conversations arrive with repeats mixed in; a worker is killed
+with SIGKILL, later everything is, and it is all started again. The bot counts
+each conversation's messages in its state before it sleeps, so the kills land
+in handlers that have counted but not returned.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from harness import SLOW_BOT, Load, Served, bake, install_bridge, use_bot  # bench/harness.py
+from harness import COUNTING_BOT, Load, Served, bake, install_bridge, use_bot  # bench/
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH: CI installs it")
@@ -26,7 +28,7 @@ def test_kill_9_loses_nothing_acknowledged_and_handles_repeats_once(
     if redis and shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (apt install redis-server; CI installs it)")
     project = bake(tmp_path, inbox=inbox)
-    use_bot(project, SLOW_BOT)
+    use_bot(project, COUNTING_BOT)
     install_bridge(project)
     served = Served(
         project,
@@ -55,7 +57,7 @@ def test_kill_9_loses_nothing_acknowledged_and_handles_repeats_once(
     # One delivery in ten repeats an earlier message, as Spectrum's at-least-once does.
     plan1 = [first[n - 7] if n % 10 == 9 else m for n, m in enumerate(first)]
     plan2 = [first[n] if n % 10 == 9 else m for n, m in enumerate(second)]
-    load = Load(served.port)
+    load = Load(served.port, conversations=40)
     try:
         start()
         # A worker dies in the middle of the first burst (with Redis, an RQ worker too,
@@ -75,13 +77,14 @@ def test_kill_9_loses_nothing_acknowledged_and_handles_repeats_once(
         crashing.join()
         start()
         unanswered = [m for m, status, _ in load.results if status == 0 or status >= 500]
-        Load(served.port, results=load.results).run(unanswered, rate=100)  # Spectrum retries
+        retry = Load(served.port, conversations=40, results=load.results)
+        retry.run(unanswered, rate=100)  # Spectrum retries
 
         # Acknowledged: answered 2xx at least once. A delivery stored just before a kill
         # cut its answer off gets 200 (a repeat) when Spectrum retries it.
         accepted = {m for m, status, _ in load.results if status in (200, 202)}
         served.wait_until_drained(accepted, timeout=90)
-        states, keys = served.states(accepted), served.sent_keys()
+        states, keys, sends = served.states(accepted), served.sent_keys(), served.sends_made()
         taken_over = served.taken_over(accepted)
         assert served.stop() == 0
         served.stop_rq_workers()
@@ -103,3 +106,11 @@ def test_kill_9_loses_nothing_acknowledged_and_handles_repeats_once(
     # No reply went out twice: a reply the SDK confirmed is in the machine's journal
     # before the worker can die, so the worker taking over does not send it again.
     assert [k for k, n in keys.items() if n > 1] == []
+    # Each conversation counted each of its messages once (a killed handler's count
+    # never took effect), and handled them one at a time: its replies read 1, 2, 3 ...
+    counts: dict[str, list[int]] = {}
+    for send in sends:
+        counts.setdefault(send["space"], []).append(int(send["content"]["text"]))
+    per_conversation = Counter(load.space_of(m) for m in accepted)
+    assert {space: len(n) for space, n in counts.items()} == dict(per_conversation)
+    assert {space: n for space, n in counts.items() if n != list(range(1, len(n) + 1))} == {}
