@@ -7,7 +7,14 @@ import re
 import pytest
 
 from {{ cookiecutter.package_name }}.botkit import Bot, Command, Context, React
-from {{ cookiecutter.package_name }}.events import Attachment, Contact, Content, Reaction, Text, Voice
+from {{ cookiecutter.package_name }}.events import (
+    Attachment,
+    Contact,
+    Content,
+    Reaction,
+    Text,
+    Voice,
+)
 from {{ cookiecutter.package_name }}.state import MemoryStore, StateConflict, Transaction
 from {{ cookiecutter.package_name }}.testing import Conversation
 
