@@ -22,7 +22,8 @@ order), against:
 The bots run the project's sample bot.py with one line put first in each handler,
 appending `message_id<TAB>time.time()` to a file; with the inbox's own record of
 when it accepted each message (SQLite: `received_at`; Redis: the job's
-`enqueued_at`) that gives arrival-to-handler latency. After the full-load phase,
+`created_at`, since `enqueued_at` is later for a job that waited on its
+conversation's previous one) that gives arrival-to-handler latency. After the full-load phase,
 each bot gets a fixed-rate phase (open loop, --rate per second for --rate-seconds,
 the same one in ten repeats) for ack and arrival-to-handler latency.
 
@@ -439,12 +440,15 @@ class BakedBot:
             for key, value in zip(keys, values, strict=True)
             if value is not None and value.decode().startswith(prefix)
         }
+        # The job's created_at: made in the accepting request. Its enqueued_at is when it
+        # went into the queue, which for a message waiting on its conversation's previous
+        # one (an RQ dependency) is only once that one is done.
         found: dict[str, float] = {}
         ids = list(jobs)
         for start in range(0, len(ids), 2000):
             for job in Job.fetch_many(ids[start : start + 2000], connection=redis):
-                if job is not None and job.enqueued_at is not None:
-                    found[jobs[job.id]] = job.enqueued_at.timestamp()
+                if job is not None:
+                    found[jobs[job.id]] = job.created_at.timestamp()
         return found
 
     def handled(self) -> dict[str, float]:
