@@ -38,7 +38,7 @@ def on_starting(server):
     from {{ cookiecutter.package_name }}.config import ConfigError, Settings
 
     try:
-        Settings.from_env()
+        Settings.from_env().require_signing_secrets()
     except ConfigError as exc:
         print(f"Error: {exc.message}", file=sys.stderr)
         sys.exit(1)

@@ -11,7 +11,9 @@
 //                     "space": {"id": "...", "platform": "iMessage", "phone": "+1..."},
 //                     "content": {"type": "text", "text": "hi"}}
 //   answer:          {"id": 7, "ok": true, "result": {"message_id": "..."}}
-//                    or {"id": 7, "ok": false, "error": "why"}
+//                    or {"id": 7, "ok": false, "error": "why", "retry": true|false}
+//                    (retry: the platform is throttling or down, not refusing the
+//                    reply: the message waits without using up an attempt)
 // stdout carries nothing else: every log line, the SDK's included, goes to stderr.
 // On end of stdin or SIGTERM it exits at once (see shutdown below).
 //
@@ -55,6 +57,22 @@ const TEST_DELAY_MS = Number(process.env.SPECTRUM_BRIDGE_TEST_DELAY_MS ?? 0);
 const write = (answer) => process.stdout.write(`${JSON.stringify(answer)}\n`);
 const describe = (error) =>
   [error?.name, error?.status, error?.message ?? String(error)].filter(Boolean).join(": ");
+
+// Errors worth waiting out: the platform or the network, not the reply. HTTP
+// statuses from the cloud, gRPC codes from the iMessage line, Node's socket errors.
+const RETRY_STATUSES = new Set([408, 425, 429, 500, 502, 503, 504]);
+const RETRY_GRPC_CODES = new Set([4, 8, 10, 14]); // DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, UNAVAILABLE
+const RETRY_SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EAI_AGAIN"]);
+function transient(error) {
+  for (let e = error, depth = 0; e && depth < 5; e = e.cause, depth += 1) {
+    if (RETRY_STATUSES.has(Number(e.status ?? e.statusCode))) return true;
+    if (typeof e.code === "number" && RETRY_GRPC_CODES.has(e.code)) return true;
+    if (typeof e.code === "string" && (RETRY_SOCKET_CODES.has(e.code) || e.code.startsWith("UND_ERR"))) {
+      return true;
+    }
+  }
+  return false;
+}
 
 const enabled = (process.env.SPECTRUM_PROVIDERS || "imessage").split(",").map(platformKey);
 const unknown = enabled.filter((key) => !PROVIDERS[key]);
@@ -154,11 +172,12 @@ function readJournal() {
 }
 
 function noteSent(key, result) {
-  appendFileSync(journalFile(Date.now()), `${JSON.stringify({ key, result })}\n`);
+  // Readable by this user only: it names the conversations replied to.
+  appendFileSync(journalFile(Date.now()), `${JSON.stringify({ key, result })}\n`, { mode: 0o600 });
 }
 
 if (JOURNAL_DIR) {
-  mkdirSync(JOURNAL_DIR, { recursive: true });
+  mkdirSync(JOURNAL_DIR, { recursive: true, mode: 0o700 });
   for (const name of readdirSync(JOURNAL_DIR)) {
     const day = /^sent-replies-(\d{4}-\d{2}-\d{2})\.jsonl$/.exec(name)?.[1];
     if (day && Date.now() - Date.parse(day) > 3 * DAY_MS) unlinkSync(`${JOURNAL_DIR}/${name}`);
@@ -205,16 +224,19 @@ async function handle(line) {
   try {
     request = JSON.parse(line);
   } catch {
-    console.error(`bridge: ignoring a line that is not JSON: ${line.slice(0, 200)}`);
+    request = undefined;
+  }
+  if (typeof request !== "object" || request === null || Array.isArray(request)) {
+    console.error(`bridge: ignoring a line that is not a request: ${line.slice(0, 200)}`);
     return;
   }
   const { id, op } = request;
   try {
-    if (!OPS[op]) throw new Error(`unknown op ${JSON.stringify(op)}`);
+    if (!Object.hasOwn(OPS, op)) throw new Error(`unknown op ${JSON.stringify(op)}`);
     write({ id, ok: true, result: await OPS[op](request) });
   } catch (error) {
     console.error(`bridge: ${op} failed space_id=${JSON.stringify(request.space?.id)}: ${describe(error)}`);
-    write({ id, ok: false, error: describe(error) });
+    write({ id, ok: false, error: describe(error), retry: transient(error) });
   }
 }
 

@@ -26,7 +26,12 @@ from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
 from flask import Flask
 
 from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.bridge import Bridge, BridgeError, BridgeSender
+from {{ cookiecutter.package_name }}.bridge import (
+    Bridge,
+    BridgeError,
+    BridgeSender,
+    BridgeUnavailable,
+)
 from {{ cookiecutter.package_name }}.config import DEFAULT_BRIDGE_DIR, Settings
 from {{ cookiecutter.package_name }}.events import Space
 from {{ cookiecutter.package_name }}.runtime import runtime
@@ -38,6 +43,8 @@ pytestmark = pytest.mark.skipif(
     NODE is None, reason="node is not on PATH: install Node 22 to test the reply bridge"
 )
 SPACE = Space(id="any;-;+15550100", platform="iMessage", phone="+15551234567")
+SPACE_JSON = {"id": SPACE.id, "platform": SPACE.platform, "phone": SPACE.phone}
+ODD = {"type": "text", "text": "half an emoji: \ud83d"}
 
 
 @pytest.fixture(scope="session")
@@ -137,6 +144,9 @@ def test_a_key_one_bridge_sent_is_not_sent_again_by_another(start_bridge, sends)
     assert send(start_bridge(), "once", "m-1#0") == first  # another process, same machine
     assert [s["key"] for s in sent(sends)] == ["m-1#0"]
     assert send(start_bridge(), "twice", "m-2#0")["message_id"] == "test-m-2#0"  # others go out
+    journal = sends.parent / "journal"  # it names conversations: this user's only
+    assert journal.stat().st_mode & 0o777 == 0o700
+    assert {f.stat().st_mode & 0o777 for f in journal.iterdir()} == {0o600}
 
 
 def test_bad_credentials_stop_the_start_with_the_cloud_reason(start_bridge) -> None:
@@ -160,8 +170,9 @@ def test_an_unknown_provider_setting_stops_the_start(start_bridge) -> None:
 def test_a_platform_without_provider_is_refused(start_bridge) -> None:
     bridge = start_bridge()
     telegram = Space(id="12345", platform="Telegram")
-    with pytest.raises(BridgeError, match='no provider for platform "Telegram"'):
+    with pytest.raises(BridgeError, match='no provider for platform "Telegram"') as refused:
         send(bridge, "hi", "m#0", space=telegram)
+    assert not isinstance(refused.value, BridgeUnavailable)  # retried, then parked
     assert send(bridge, "still fine", "m#1")  # one bad request leaves the process up
 
 
@@ -170,7 +181,7 @@ def test_the_real_send_path_reports_the_platform_error(start_bridge, sends) -> N
     bridge = start_bridge(
         SPECTRUM_BRIDGE_TEST_SENDS="", SPECTRUM_IMESSAGE_ADDRESS=f"127.0.0.1:{unused_port()}"
     )
-    with pytest.raises(BridgeError, match="ConnectionError"):
+    with pytest.raises(BridgeUnavailable, match="ConnectionError"):  # the message waits
         send(bridge, "hi", "m#0")
     assert not sends.exists()
 
@@ -180,7 +191,21 @@ def test_stdout_carries_only_the_protocol(bridge_dir: Path, node_env: dict[str, 
         [NODE, "bridge.mjs"],
         cwd=bridge_dir,
         env={**node_env, "LOG_LEVEL": "info"},
-        input='{"id": 1, "op": "ping"}\nnot json\n{"id": 2, "op": "nope"}\n',
+        input="\n".join(
+            [
+                '{"id": 1, "op": "ping"}',
+                "not json",
+                "null",
+                "[1, 2]",
+                '"a string"',
+                '{"id": 2, "op": "nope"}',
+                '{"id": 3, "op": "constructor"}',
+                json.dumps(  # a lone surrogate, escaped, as Python writes it
+                    {"id": 4, "op": "send", "key": "k#0", "space": SPACE_JSON, "content": ODD}
+                ),
+            ]
+        )
+        + "\n",
         capture_output=True,
         text=True,
         timeout=60,
@@ -190,10 +215,12 @@ def test_stdout_carries_only_the_protocol(bridge_dir: Path, node_env: dict[str, 
     assert ready == {"ready": True, "sdk": "12.8.0", "providers": ["imessage"]}
     assert sorted(answers, key=lambda a: a["id"]) == [  # answers may come in any order
         {"id": 1, "ok": True, "result": {"pong": True}},
-        {"id": 2, "ok": False, "error": 'Error: unknown op "nope"'},
+        {"id": 2, "ok": False, "error": 'Error: unknown op "nope"', "retry": False},
+        {"id": 3, "ok": False, "error": 'Error: unknown op "constructor"', "retry": False},
+        {"id": 4, "ok": True, "result": {"message_id": "test-k#0"}},
     ]
     assert "Spectrum started" in done.stderr  # the SDK's own log, kept off stdout
-    assert "ignoring a line that is not JSON" in done.stderr
+    assert done.stderr.count("ignoring a line that is not a request") == 4
 
 
 # -- the app end to end --------------------------------------------------------
@@ -250,7 +277,7 @@ def test_the_echo_reply_goes_out_through_the_bridge(app: Flask, post: Post, send
 
 
 def test_killing_node_mid_burst_loses_no_reply_and_sends_none_twice(
-    app: Flask, post: Post, sends
+    app: Flask, post: Post, sends, caplog: pytest.LogCaptureFixture
 ) -> None:
     current = runtime(app)
     bridge = current.bot_threads.sender.bridge
@@ -267,8 +294,10 @@ def test_killing_node_mid_burst_loses_no_reply_and_sends_none_twice(
     keys = [s["key"] for s in sent(sends)]
     assert sorted(keys) == sorted(f"{m}#0" for m in ids)  # every reply, each exactly once
     assert bridge.pid != killed
-    retried = [m for m in ids if current.inbox.status(m).attempts > 1]
-    assert retried, "the kill should have caught replies in flight"
+    waited = [r for r in caplog.records if r.getMessage().startswith("waiting message_id=")]
+    assert waited, "the kill should have caught replies in flight"
+    # They waited for the bridge without using up an attempt: a dead bridge is not their fault.
+    assert {current.inbox.status(m).attempts for m in ids} == {1}
 
 
 def test_without_credentials_the_same_run_logs_the_replies(

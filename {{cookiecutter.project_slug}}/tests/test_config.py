@@ -34,8 +34,10 @@ def test_several_secrets_whitespace_stripped() -> None:
 @pytest.mark.parametrize("value", [None, "", " ", ",\n"])
 def test_missing_secret_names_the_variable(value: str | None) -> None:
     environ = {} if value is None else {SIGNING_SECRET_ENV: value}
+    settings = Settings.from_env(environ)  # `webhooks register` needs none yet
+    assert settings.signing_secrets == ()
     with pytest.raises(ConfigError, match=f"^{SIGNING_SECRET_ENV} is not set"):
-        Settings.from_env(environ)
+        settings.require_signing_secrets()
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "ten", "1.5"])
@@ -68,3 +70,33 @@ def test_missing_secret_stops_a_command_with_one_line(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert f"Error: {SIGNING_SECRET_ENV} is not set" in result.stderr
+
+
+def test_retention_must_outlive_the_replay_window() -> None:
+    environ = {SIGNING_SECRET_ENV: "s", "SPECTRUM_TIMESTAMP_TOLERANCE": "300"}
+    Settings.from_env({**environ, "SPECTRUM_RETENTION_SECONDS": "660"})
+    with pytest.raises(
+        ConfigError, match=r"SPECTRUM_RETENTION_SECONDS \(659\) must be at least 660"
+    ):
+        Settings.from_env({**environ, "SPECTRUM_RETENTION_SECONDS": "659"})
+
+
+def test_repr_masks_every_secret() -> None:
+    settings = Settings.from_env(
+        {
+            SIGNING_SECRET_ENV: "sign-1,sign-2",
+            "SPECTRUM_PROJECT_ID": "proj",
+            "SPECTRUM_PROJECT_SECRET": "proj-secret",
+            "NGROK_AUTHTOKEN": "ngrok-token",
+        }
+    )
+    shown = repr(settings)
+    for secret in ("sign-1", "sign-2", "proj-secret", "ngrok-token"):
+        assert secret not in shown
+    assert "signing_secrets=('***', '***')" in shown and "project_id='proj'" in shown
+
+
+@pytest.mark.parametrize("value", ["not a url", "file:///etc/passwd", "https://"])
+def test_a_bad_api_url_is_one_line(value: str) -> None:
+    with pytest.raises(ConfigError, match="SPECTRUM_API_URL must be an http"):
+        Settings.from_env({SIGNING_SECRET_ENV: "s", "SPECTRUM_API_URL": value})

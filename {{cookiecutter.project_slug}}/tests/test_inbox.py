@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 from pathlib import Path
@@ -219,3 +220,90 @@ def test_stop_gives_back_what_it_could_not_finish(inbox: SQLiteInbox) -> None:
     release.set()
     time.sleep(0.2)  # the stuck thread finishes, but its claim is gone: nothing marked done
     assert inbox.status("m-1").state == "pending"
+
+
+def test_storage_errors_never_end_a_bot_thread(inbox: SQLiteInbox, monkeypatch) -> None:
+    """A full disk raised a plain sqlite3 error out of claim() and killed every thread."""
+    import sqlite3
+
+    real_claim, failures = inbox.claim, [3]
+
+    def full_disk(lease_seconds: float):
+        if failures[0]:
+            failures[0] -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_claim(lease_seconds)
+
+    monkeypatch.setattr(inbox, "claim", full_disk)
+    threads = BotThreads(inbox, Bot(), DryRunSender(), threads=1, poll_seconds=0.01)
+    threads.start()
+    try:
+        deadline = time.monotonic() + 5
+        while failures[0] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        inbox.accept("m-1", payload())  # the disk has room again
+        while inbox.status("m-1").state != "done" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert inbox.status("m-1").state == "done"
+        assert threads.health() == {"ok": True, "threads": "1/1"}
+    finally:
+        threads.stop(timeout=5)
+
+
+def test_health_tells_when_the_threads_cannot_reach_the_inbox(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file where the inbox's folder should be")
+    threads = BotThreads(SQLiteInbox(blocker / "inbox.sqlite3"), Bot(), DryRunSender(), threads=1)
+    threads.start()
+    try:
+        deadline = time.monotonic() + 5
+        while threads.health()["ok"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        health = threads.health()
+        assert health["ok"] is False and health["threads"] == "1/1"
+        assert "NotADirectoryError" in health["error"] or "OperationalError" in health["error"]
+    finally:
+        threads.stop(timeout=5)
+
+
+def test_a_full_disk_during_a_claim_is_inbox_unavailable(inbox: SQLiteInbox) -> None:
+    """SQLite's page limit stands in for a full disk (the same SQLITE_FULL error)."""
+    for n in range(400):  # small rows, packed tight: a claim's token needs a new page
+        inbox.accept(f"m-{n}", payload(message_id=f"m-{n}", text="x"), conversation=f"c-{n}")
+    pages = inbox._db().execute("PRAGMA page_count").fetchone()[0]
+    inbox._db().execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(InboxUnavailable, match="database or disk is full"):
+        for _ in range(20):
+            inbox.claim(lease_seconds=60)
+    assert inbox.claim(lease_seconds=60) is not None  # a fresh connection: room again
+
+
+@pytest.mark.parametrize(
+    "removed", [["inbox.sqlite3"], ["inbox.sqlite3", "-wal", "-shm"], ["-wal"]]
+)
+def test_inbox_files_deleted_while_open_are_noticed_and_reopened(
+    inbox: SQLiteInbox, removed: list[str]
+) -> None:
+    assert inbox.accept("m-1", payload(message_id="m-1"))
+    for suffix in removed:
+        path = inbox.path if suffix == "inbox.sqlite3" else Path(f"{inbox.path}{suffix}")
+        path.unlink(missing_ok=True)
+    # Never acknowledged into a file about to vanish: 503, and the inbox reopens.
+    with pytest.raises(InboxUnavailable, match="was removed or replaced while open"):
+        inbox.accept("m-2", payload(message_id="m-2"))
+    assert inbox.accept("m-2", payload(message_id="m-2"))
+    assert inbox.status("m-2").state == "pending"
+    inbox.ping()
+
+
+def test_the_inbox_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        inbox = SQLiteInbox(tmp_path / "instance" / "inbox.sqlite3")
+        inbox.accept("m-1", payload())
+    finally:
+        os.umask(old)
+    assert (tmp_path / "instance").stat().st_mode & 0o777 == 0o700
+    files = sorted(p.name for p in (tmp_path / "instance").iterdir())
+    assert files == ["inbox.sqlite3", "inbox.sqlite3-shm", "inbox.sqlite3-wal"]
+    assert {(tmp_path / "instance" / f).stat().st_mode & 0o777 for f in files} == {0o600}

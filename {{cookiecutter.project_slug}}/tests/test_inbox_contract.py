@@ -23,6 +23,7 @@ from {{ cookiecutter.package_name }}.inbox.contract import InboxUnavailable
 from {{ cookiecutter.package_name }}.inbox.sqlite_runner import BotThreads
 from {{ cookiecutter.package_name }}.inbox.sqlite_store import SQLiteInbox
 from {{ cookiecutter.package_name }}.samples import encode, text_delivery
+from {{ cookiecutter.package_name }}.sending import SenderUnavailable
 
 HAS_REDIS = importlib.util.find_spec("{{ cookiecutter.package_name }}.inbox.redis_store") is not None
 BACKENDS = ["sqlite", "redis"] if HAS_REDIS else ["sqlite"]
@@ -36,9 +37,13 @@ class Sender:
 
     def __init__(self) -> None:
         self.failures: dict[str, int] = {}
+        self.outage = 0  # sends refused as "unavailable" before it comes back
         self.sent: list[str] = []
 
     def send(self, space: Space, content: dict, key: str) -> dict:
+        if self.outage > 0:
+            self.outage -= 1
+            raise Restarting("the bridge failed recently; next start in 0.0s")
         if self.failures.get(content["text"], 0) > 0:
             self.failures[content["text"]] -= 1
             raise ConnectionError("bridge exited")
@@ -47,6 +52,10 @@ class Sender:
 
     def close(self) -> None:
         pass
+
+
+class Restarting(SenderUnavailable):
+    retry_after = 0.0
 
 
 class Scenario:
@@ -216,6 +225,20 @@ def test_a_failed_reply_is_retried_alone(backend: Backend) -> None:
     assert backend.inbox.status("m-1").state == "done"
     assert scenario.runs == ["m-1"]  # the bot ran once: its replies were kept
     assert scenario.sender.sent == ["one hi", "two hi"]  # the confirmed one not sent again
+
+
+def test_an_outage_longer_than_every_attempt_parks_nothing(backend: Backend) -> None:
+    scenario = Scenario()
+    scenario.sender.outage = 4 * ATTEMPTS  # far more tries than a message has attempts
+    backend.inbox.accept("m-1", payload("m-1"))
+    backend.inbox.accept("m-2", payload("m-2"))
+    backend.process(scenario)
+    assert backend.inbox.parked() == []
+    for message_id in ("m-1", "m-2"):
+        status = backend.inbox.status(message_id)
+        assert (status.state, status.attempts) == ("done", 1)  # no attempt used up waiting
+    assert sorted(scenario.runs) == ["m-1", "m-2"]  # the bot ran once each
+    assert scenario.sender.outage == 0
 
 
 def test_a_message_that_keeps_failing_is_parked_then_replayed(backend: Backend) -> None:

@@ -14,6 +14,7 @@ from conftest import (
     MAX_BODY_BYTES,
     OLD_SECRET,
     SECRET,
+    SIGNING_SECRET_ENV,
     TOLERANCE_SECONDS,
     WEBHOOK_PATH,
     BlockingBot,
@@ -275,3 +276,39 @@ def test_accepted_body_is_stored_byte_for_byte(app: Flask, post: Post) -> None:
     claim = runtime(app).inbox.claim(60)
     assert claim.payload.encode("utf-8") == body
     assert json.loads(claim.payload)["message"]["content"]["text"] == "Café 👋"
+
+
+def test_ids_that_are_not_valid_unicode_are_kept_and_handled(app: Flask, post: Post) -> None:
+    """JSON may carry a lone surrogate ("\\ud800"); the ids are opaque, so it is stored."""
+    body = json_with_escapes("m-", "s-")
+    assert post(body).status_code == 202
+    assert post(body).status_code == 200  # a repeat is still caught
+    assert runtime(app).bot_threads.process_one()
+    assert runtime(app).inbox.status("m-\ud800").state == "done"
+
+
+def json_with_escapes(message_prefix: str, space_prefix: str) -> bytes:
+    """A delivery whose message and space ids end in lone surrogates, as JSON escapes."""
+    payload = text_delivery("hi", message_id=f"{message_prefix}@", space_id=f"{space_prefix}@")
+    text = encode(payload).decode()
+    text = text.replace(f'"{message_prefix}@"', f'"{message_prefix}\\ud800"')
+    return text.replace(f'"{space_prefix}@"', f'"{space_prefix}\\udfff"').encode()
+
+
+def test_json_nested_too_deeply_is_refused_not_a_crash(post: Post) -> None:
+    body = b"[" * 5000 + b"]" * 5000
+    response = post(body)
+    assert (response.status_code, response.json) == (
+        400,
+        {"error": "body is JSON nested too deeply"},
+    )
+
+
+def test_without_a_signing_secret_deliveries_get_500_saying_so(settings: Settings, caplog) -> None:
+    app = create_app(dataclasses.replace(settings, signing_secrets=()), bot=echo_bot())
+    body = encode(text_delivery("hi"))
+    headers = signed_headers("whatever", int(time.time()), body)
+    response = app.test_client().post(WEBHOOK_PATH, data=body, headers=headers)
+    assert response.status_code == 500  # retried by Spectrum: a deploy mistake, not a bad request
+    assert response.json == {"error": f"no signing secret configured: set {SIGNING_SECRET_ENV}"}
+    assert "unconfigured status=500" in caplog.text

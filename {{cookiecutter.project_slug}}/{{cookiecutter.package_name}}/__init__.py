@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+from pathlib import Path
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
@@ -33,6 +34,8 @@ def create_app(config: Settings | None = None, *, bot: Bot | None = None) -> Fla
     """Build the app. Settings come from the environment (and `.env`) unless given,
     the bot from `bot.py` unless given (tests give their own)."""
     settings = config or Settings.from_env()
+    settings.check()
+    make_private(settings.instance_dir)
     if bot is None:
         from .bot import bot
     logging.basicConfig(
@@ -47,6 +50,12 @@ def create_app(config: Settings | None = None, *, bot: Bot | None = None) -> Fla
     app.register_error_handler(HTTPException, json_error)
     app.cli.add_command(cli.spectrum)
     return app
+
+
+def make_private(folder: Path) -> None:
+    """instance/ holds message bodies and webhook records: this user's only (0700)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
 
 
 def start_bot_threads(app: Flask, settings: Settings, inbox: Inbox, bot: Bot) -> BotThreads | None:

@@ -24,9 +24,9 @@ from typing import Any
 
 from .config import Settings
 from .events import Space
-from .node_process import BridgeError, NodeProcess, Supervisor
+from .node_process import BridgeError, BridgeUnavailable, NodeProcess, Supervisor
 
-__all__ = ["Bridge", "BridgeError", "BridgeSender", "bridge_sender"]
+__all__ = ["Bridge", "BridgeError", "BridgeSender", "BridgeUnavailable", "bridge_sender"]
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Bridge:
         pending = _Pending(proc)
         with self._lock:
             if proc.exited:
-                raise BridgeError("the bridge exited before the request was sent")
+                raise BridgeUnavailable("the bridge exited before the request was sent")
             self._pending[request_id] = pending
         try:
             proc.write({"id": request_id, "op": op, **fields})
@@ -104,12 +104,14 @@ class Bridge:
             # a process that has said nothing at all since this request went out is stuck.
             if proc.last_heard < sent_at and not proc.exited:
                 self.process.kill(proc, f"silent for {self.timeout:g}s")
-            raise BridgeError(f"no answer from the bridge within {self.timeout:g}s")
+            raise BridgeUnavailable(f"no answer from the bridge within {self.timeout:g}s")
         if pending.error is not None:
-            raise BridgeError(pending.error)
+            raise BridgeUnavailable(pending.error)
         assert pending.answer is not None
         if not pending.answer.get("ok"):
-            raise BridgeError(str(pending.answer.get("error") or "the bridge refused the request"))
+            error = str(pending.answer.get("error") or "the bridge refused the request")
+            # The platform throttled us or is down (the bridge says so): the message waits.
+            raise BridgeUnavailable(error) if pending.answer.get("retry") else BridgeError(error)
         result = pending.answer.get("result")
         return result if isinstance(result, dict) else {}
 

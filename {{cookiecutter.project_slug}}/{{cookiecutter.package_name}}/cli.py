@@ -78,7 +78,8 @@ def send_test(
     payload = text_delivery(text, space_id=space_id)
     message_id = payload["message"]["id"]
     body = encode(payload)
-    headers = signed_headers(current.settings.signing_secrets[0], int(time.time()), body)
+    secret = current.settings.require_signing_secrets()[0]
+    headers = signed_headers(secret, int(time.time()), body)
     status, answer = post(app_url(url), body, headers, timeout, wait_for_app)
     click.echo(f"{status} {answer.strip()}")
     if status >= 300:
@@ -121,9 +122,8 @@ def show_outcome(inbox: Inbox, message_id: str, timeout: float) -> None:
 def sign_command(body_file: BinaryIO, timestamp: int | None, url: str | None) -> None:
     """Print the headers for a body (file or stdin), and a curl command that sends it."""
     body = body_file.read()
-    headers = signed_headers(
-        runtime().settings.signing_secrets[0], timestamp or int(time.time()), body
-    )
+    secret = runtime().settings.require_signing_secrets()[0]
+    headers = signed_headers(secret, int(time.time()) if timestamp is None else timestamp, body)
     for name, value in headers.items():
         click.echo(f"{name}: {value}")
     flags = " ".join(f"-H {shlex.quote(f'{n}: {v}')}" for n, v in headers.items())
@@ -273,6 +273,10 @@ def add_optional_commands(group: AppGroup) -> None:
         group.add_command(tunnel)
     if importlib.util.find_spec(f"{__package__}.inbox.redis_runner") is not None:
         group.add_command(worker_command)
+    if importlib.util.find_spec(f"{__package__}.devtools") is not None:  # not in `pip install .`
+        from .devtools.playground import playground_command
+
+        group.add_command(playground_command)
 
 
 @click.command("worker")

@@ -8,7 +8,9 @@ tunnel) gets its settings from a `Settings` object, never from `os.environ`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,9 @@ DEFAULT_REDIS_URL = "{{ 'redis://127.0.0.1:6379/0' if cookiecutter.inbox == 'red
 DEFAULT_BRIDGE_DIR = Path(__file__).resolve().parent.parent / "bridge"
 DEFAULT_API_URL = "https://spectrum.photon.codes"
 NGROK_TOKEN_ENV = "NGROK_AUTHTOKEN"
+# A delivery's dedupe key must outlive the window in which its signed request can
+# be replayed (the tolerance, either side of its timestamp), with room for skew.
+REPLAY_MARGIN_SECONDS = 60
 # Names people often use by mistake; ngrok reads only NGROK_TOKEN_ENV.
 MISNAMED_NGROK_TOKEN_ENVS = ("NGROK_AUTH_TOKEN", "NGROK_TOKEN")
 
@@ -39,7 +44,9 @@ class ConfigError(click.ClickException):
 
 @dataclass(frozen=True)
 class Settings:
-    signing_secrets: tuple[str, ...]
+    # Empty only where nothing is verified or signed (e.g. `webhooks register`,
+    # which fetches the first secret); `require_signing_secrets` says so in one line.
+    signing_secrets: tuple[str, ...] = ()
     tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     # The project's working files (inbox, sent-replies journal, known webhooks):
@@ -80,7 +87,7 @@ class Settings:
         instance_dir = environ.get("SPECTRUM_INSTANCE_DIR", "").strip()
         inbox_path = environ.get("SPECTRUM_INBOX_PATH", "").strip()
         journal_dir = environ.get("SPECTRUM_BRIDGE_JOURNAL_DIR", "").strip()
-        return cls(
+        settings = cls(
             signing_secrets=parse_secrets(environ.get(SIGNING_SECRET_ENV, "")),
             # Each unset variable falls back to the field's default above.
             tolerance_seconds=_positive_int(
@@ -106,13 +113,45 @@ class Settings:
             bridge_dir=Path(environ.get("SPECTRUM_BRIDGE_DIR") or cls.bridge_dir),
             journal_dir=Path(journal_dir) if journal_dir else None,
             reply_timeout=_positive_int(environ, "SPECTRUM_REPLY_TIMEOUT", cls.reply_timeout),
-            api_url=environ.get("SPECTRUM_API_URL", "").strip() or cls.api_url,
+            api_url=_url(environ, "SPECTRUM_API_URL", cls.api_url),
             ngrok_authtoken=environ.get(NGROK_TOKEN_ENV, "").strip(),
             ngrok_domain=environ.get("NGROK_DOMAIN", "").strip(),
             ngrok_misnamed_token=next(
                 (name for name in MISNAMED_NGROK_TOKEN_ENVS if environ.get(name, "").strip()), ""
             ),
         )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse settings that would lose or double messages."""
+        least = 2 * self.tolerance_seconds + REPLAY_MARGIN_SECONDS
+        if self.retention_seconds < least:
+            raise ConfigError(
+                f"SPECTRUM_RETENTION_SECONDS ({self.retention_seconds}) must be at least "
+                f"{least} (twice the timestamp tolerance plus {REPLAY_MARGIN_SECONDS} s): a "
+                f"signed delivery replayed after its message id is forgotten would be "
+                f"handled again."
+            )
+
+    def require_signing_secrets(self) -> tuple[str, ...]:
+        """The secrets, for verifying or signing; a one-line error if there are none."""
+        if not self.signing_secrets:
+            raise ConfigError(
+                f"{SIGNING_SECRET_ENV} is not set: put the webhook's signing secret in .env "
+                f"(several may be given, comma-separated)."
+            )
+        return self.signing_secrets
+
+    def __repr__(self) -> str:
+        """Every setting, secrets masked: settings end up in logs and tracebacks."""
+        shown = []
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if item.name in SECRET_FIELDS and value:
+                value = "***" if isinstance(value, str) else ("***",) * len(value)
+            shown.append(f"{item.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
 
     @property
     def sqlite_path(self) -> Path:
@@ -132,19 +171,26 @@ class Settings:
         return bool(self.project_id and self.project_secret)
 
 
+SECRET_FIELDS = {"signing_secrets", "project_secret", "ngrok_authtoken"}
+
+
 def parse_secrets(value: str) -> tuple[str, ...]:
     """Comma-separated secrets: the new one and the old one during a rotation.
 
     Whitespace is stripped because a trailing newline from a secret manager would
     otherwise break every signature.
     """
-    secrets = tuple(s.strip() for s in value.split(",") if s.strip())
-    if not secrets:
-        raise ConfigError(
-            f"{SIGNING_SECRET_ENV} is not set: put the webhook's signing secret in .env "
-            f"(several may be given, comma-separated)."
-        )
-    return secrets
+    return tuple(s.strip() for s in value.split(",") if s.strip())
+
+
+def _url(environ: Mapping[str, str], name: str, default: str) -> str:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    parts = urllib.parse.urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name} must be an http(s):// URL, got {raw!r}.")
+    return raw
 
 
 def _order(value: str) -> bool:

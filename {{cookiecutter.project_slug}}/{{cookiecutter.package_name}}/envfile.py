@@ -76,7 +76,7 @@ class KnownWebhooks:
         return entry
 
     def _write(self, known: dict[str, dict[str, str]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         _atomic_write(self.path, json.dumps(known, indent=2) + "\n")
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from .botkit import Bot, Context
 from .events import Message, parse_event
-from .inbox.contract import HandlingError
-from .sending import Sender
+from .inbox.contract import DependencyDown, HandlingError
+from .sending import Sender, SenderUnavailable
 from .state import Changes, Reader, StateConflict, Transaction
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,11 @@ def send_reply(
         # The key is the same on every attempt at this reply, so the bridge can tell
         # a retry from a new reply.
         return sender.send(message.space, content, key=f"{message.id}#{index}")
+    except SenderUnavailable as exc:
+        raise DependencyDown(
+            f"reply {index} to space_id={json.dumps(message.space.id)} waits: {exc}",
+            retry_after=exc.retry_after,
+        ) from exc
     except Exception as exc:
         raise SendFailed(
             f"reply {index} to space_id={json.dumps(message.space.id)} not sent: {exc}"

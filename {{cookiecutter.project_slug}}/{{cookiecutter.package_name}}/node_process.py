@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from .sending import SenderUnavailable
+
 log = logging.getLogger(__name__)
 # What Node itself writes (the SDK's own log lines among it), under the bridge's name.
 node_log = logging.getLogger(f"{__package__}.bridge.node")
@@ -27,6 +29,17 @@ node_log = logging.getLogger(f"{__package__}.bridge.node")
 
 class BridgeError(Exception):
     """A request the bridge did not confirm: failed, timed out, or the process died."""
+
+
+class BridgeUnavailable(BridgeError, SenderUnavailable):
+    """The bridge cannot take requests now (not started, restarting, hung, gone).
+
+    Not the message's fault: it waits for the bridge, its attempts untouched.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class NodeProcess:
@@ -60,7 +73,8 @@ class NodeProcess:
                 start_new_session=True,
             )
         except OSError as exc:
-            raise BridgeError(f"cannot start the bridge ({' '.join(self.command)}): {exc}") from exc
+            command = " ".join(self.command)
+            raise BridgeUnavailable(f"cannot start the bridge ({command}): {exc}") from exc
         assert self.popen.stdout is not None and self.popen.stderr is not None
         threading.Thread(
             target=self._read_lines, args=(self.popen.stdout,), name="bridge-reader", daemon=True
@@ -77,19 +91,22 @@ class NodeProcess:
         """Until its first line says it is ready; a BridgeError (and a dead process) if not."""
         if not self._ready.wait(timeout):
             self.kill()
-            raise BridgeError(f"the bridge did not start within {timeout:g}s")
+            raise BridgeUnavailable(f"the bridge did not start within {timeout:g}s")
         if self._fatal is not None or self.exited:
-            raise BridgeError(f"the bridge could not start: {self._fatal or 'it exited'}")
+            raise BridgeUnavailable(f"the bridge could not start: {self._fatal or 'it exited'}")
 
     def write(self, message: dict[str, Any]) -> None:
-        line = json.dumps(message, ensure_ascii=False) + "\n"
+        # ASCII with escapes: a lone surrogate in a reply is valid JSON, not valid UTF-8.
+        line = json.dumps(message) + "\n"
         try:
             with self._write_lock:
                 assert self.popen.stdin is not None
                 self.popen.stdin.write(line.encode())
                 self.popen.stdin.flush()
         except (OSError, ValueError) as exc:  # broken or closed pipe: it is going away
-            raise BridgeError(f"the bridge exited before the request was sent ({exc})") from exc
+            raise BridgeUnavailable(
+                f"the bridge exited before the request was sent ({exc})"
+            ) from exc
 
     def kill(self) -> None:
         self.exited = True  # take no new requests; the reader reports the exit
@@ -183,20 +200,22 @@ class Supervisor:
         with self._cond:
             while self._starting:
                 if not self._cond.wait(max(0.0, deadline - time.monotonic())):
-                    raise BridgeError("the bridge is still starting")
+                    raise BridgeUnavailable("the bridge is still starting")
             if self._closed:
-                raise BridgeError("the bridge is shut down")
+                raise BridgeUnavailable("the bridge is shut down")
             if self._proc is not None and not self._proc.exited:
                 return self._proc
             wait = self._not_before - time.monotonic()
             if wait > deadline - time.monotonic():
-                raise BridgeError(f"the bridge failed recently; next start in {wait:.1f}s")
+                raise BridgeUnavailable(
+                    f"the bridge failed recently; next start in {wait:.1f}s", retry_after=wait
+                )
             self._starting = True
         try:
             if wait > 0:
                 time.sleep(wait)
             proc = self._start(deadline)
-        except BridgeError:
+        except BridgeError:  # it could not start: the next try waits a while longer
             with self._cond:
                 self._back_off()
                 self._starting = False

@@ -20,6 +20,16 @@ from .events import Space
 log = logging.getLogger(__name__)
 
 
+class SenderUnavailable(Exception):
+    """The sender cannot send right now (restarting, throttled by the platform).
+
+    Not the message's fault: it waits, its attempts untouched. `retry_after` is
+    how long the sender expects that to last, if it knows.
+    """
+
+    retry_after: float | None = None
+
+
 class Sender(Protocol):
     mode: str
 

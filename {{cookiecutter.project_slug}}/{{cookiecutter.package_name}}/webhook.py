@@ -13,7 +13,7 @@ import time
 
 from flask import Blueprint, Response, jsonify, request
 
-from .config import WEBHOOK_PATH, Settings
+from .config import SIGNING_SECRET_ENV, WEBHOOK_PATH, Settings
 from .events import Event, parse_event
 from .inbox.contract import InboxUnavailable
 from .runtime import runtime
@@ -79,8 +79,20 @@ def receive() -> tuple[Response, int]:
     return jsonify(status="accepted", message_id=message.id), 202
 
 
+class NotConfigured(Exception):
+    """The app has no signing secret: a deploy mistake, answered 500 so Spectrum retries."""
+
+
+@bp.errorhandler(NotConfigured)
+def not_configured(exc: NotConfigured) -> tuple[Response, int]:
+    log.error("unconfigured status=500 reason=%s", json.dumps(str(exc)))
+    return jsonify(error=str(exc)), 500
+
+
 def verified_body(settings: Settings, now: float) -> tuple[bytes, int]:
     """The raw body and the index of the secret that signed it, or `Refused`."""
+    if not settings.signing_secrets:
+        raise NotConfigured(f"no signing secret configured: set {SIGNING_SECRET_ENV}")
     too_large = Refused(413, f"body larger than {settings.max_body_bytes} bytes")
     # Judged on the declared length and the headers, before a single body byte is read.
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
@@ -100,10 +112,17 @@ def verified_body(settings: Settings, now: float) -> tuple[bytes, int]:
 
 
 def read_body(limit: int) -> bytes | None:
-    """The raw body bytes, or None past `limit`; never reads more than limit + 1 bytes."""
+    """The raw body bytes, or None past `limit`; never reads more than limit + 1 bytes.
+
+    A body that cannot be read (a malformed chunked encoding, a connection cut
+    mid-body) is `Refused`: sending it again cannot make it good.
+    """
     chunks, size = [], 0
     while size <= limit:
-        chunk = request.stream.read(min(64 * 1024, limit + 1 - size))
+        try:
+            chunk = request.stream.read(min(64 * 1024, limit + 1 - size))
+        except Exception as exc:  # gunicorn and werkzeug each raise their own kind
+            raise Refused(400, f"body could not be read ({type(exc).__name__})") from None
         if not chunk:
             break
         chunks.append(chunk)
@@ -118,6 +137,8 @@ def parse(body: bytes) -> tuple[str, Event]:
         data = json.loads(text)
     except ValueError:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
         raise Refused(400, "body is not UTF-8 JSON") from None
+    except RecursionError:  # nested deeper than the parser goes: no real delivery is
+        raise Refused(400, "body is JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise Refused(400, "body is not a JSON object")
     event = parse_event(data)

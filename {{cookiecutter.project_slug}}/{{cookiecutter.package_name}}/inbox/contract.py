@@ -26,6 +26,26 @@ class HandlingError(Exception):
     """
 
 
+class DependencyDown(HandlingError):
+    """Something the message needs is down (the bridge, the platform): not its fault.
+
+    Retried after `retry_after` seconds without using up one of its attempts, for
+    as long as it takes: an outage must not park every message that came during it.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def delay(self) -> float:
+        return min(max(self.retry_after or DEPENDENCY_RETRY_SECONDS, 1.0), 60.0)
+
+
+# How soon a message waiting on a dependency is tried again, when it gives no hint.
+DEPENDENCY_RETRY_SECONDS = 5.0
+
+
 @dataclass(frozen=True)
 class Status:
     message_id: str
@@ -57,6 +77,19 @@ class Inbox(Protocol):
     def replay(self, message_id: str) -> bool: ...
     def purge(self, older_than: float) -> int: ...
     def ping(self) -> None: ...
+
+
+def storable(text: str) -> str:
+    """`text` as stores can keep it: a lone surrogate (valid in JSON, not in UTF-8) escaped.
+
+    Message and space ids are opaque to us; one arriving as `"\\ud800"` is still an
+    id, and refusing its delivery would lose it for good (a 4xx is final).
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def backoff_seconds(attempt: int) -> float:

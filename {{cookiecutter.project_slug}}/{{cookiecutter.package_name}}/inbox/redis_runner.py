@@ -24,7 +24,7 @@ from ..config import Settings
 from ..handling import StoredReplies, handle_message
 from ..sending import Sender, choose_sender
 from ..state import Changes
-from .contract import describe
+from .contract import DependencyDown, describe
 from .redis_store import RedisInbox
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,15 @@ def run_job(message_id: str, payload: str) -> dict[str, Any]:
             state=tools.store,
             attempt=job.meta["attempts"],
         )
+    except DependencyDown as exc:
+        # RQ is about to use up one of the job's retries: give it back, and the attempt.
+        job.retries_left = (job.retries_left or 0) + 1
+        job.retry_intervals = job.retry_intervals or [int(exc.delay)]
+        job.meta["attempts"] -= 1
+        job.meta["error"] = describe(exc)
+        job.save()
+        log.warning("waiting message_id=%s (attempt not counted) error=%s", message_id, exc)
+        raise
     except Exception as exc:
         job.meta["error"] = describe(exc)
         job.save_meta()

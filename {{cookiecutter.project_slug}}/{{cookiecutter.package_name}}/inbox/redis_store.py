@@ -32,7 +32,7 @@ from rq.job import Dependency, Job, JobStatus
 from rq.registry import FailedJobRegistry
 
 from ..state import Changes, Entry, StateConflict
-from .contract import InboxUnavailable, Status, backoff_seconds
+from .contract import InboxUnavailable, Status, backoff_seconds, storable
 
 QUEUE = "spectrum"
 # Named rather than imported: the web process never loads the bot to enqueue a job.
@@ -62,11 +62,11 @@ def job_id(message_id: str) -> str:
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:40]
+    return hashlib.sha256(storable(text).encode()).hexdigest()[:40]
 
 
 def state_key(scope: str, name: str) -> str:
-    return "spectrum:state:" + json.dumps([scope, name], ensure_ascii=False)
+    return "spectrum:state:" + json.dumps([scope, name])  # ASCII: surrogates escaped
 
 
 class RedisInbox:
@@ -126,7 +126,7 @@ class RedisInbox:
                         ),
                         pipeline=pipe,
                     )
-                    pipe.set(seen, message_id, nx=True, ex=self.retention_seconds)
+                    pipe.set(seen, storable(message_id), nx=True, ex=self.retention_seconds)
                     pipe.set(last, job.id, ex=self.retention_seconds)
                     pipe.execute()
                     return True

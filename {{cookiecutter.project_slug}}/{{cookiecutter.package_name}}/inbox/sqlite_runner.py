@@ -21,7 +21,13 @@ from ..config import Settings
 from ..handling import StoredReplies, handle_message
 from ..sending import Sender, choose_sender
 from ..state import Changes
-from .contract import HandlingError, InboxUnavailable, backoff_seconds, describe
+from .contract import (
+    DependencyDown,
+    HandlingError,
+    InboxUnavailable,
+    backoff_seconds,
+    describe,
+)
 from .sqlite_store import Claim, SQLiteInbox
 
 log = logging.getLogger(__name__)
@@ -61,6 +67,7 @@ class BotThreads:
         self._next_purge = 0.0
         self._held: dict[str, Claim] = {}  # claims in hand, kept alive by the heartbeat
         self._held_lock = threading.Lock()
+        self.trouble: str | None = None  # the last error that stopped a thread's round
 
     @classmethod
     def from_settings(cls, settings: Settings, inbox: SQLiteInbox, bot: Bot) -> BotThreads:
@@ -115,6 +122,15 @@ class BotThreads:
         )
 
     def _failed(self, claim: Claim, exc: Exception) -> None:
+        if isinstance(exc, DependencyDown):
+            log.warning(
+                "waiting message_id=%s in=%.0fs (attempt not counted) error=%s",
+                json.dumps(claim.message_id),
+                exc.delay,
+                json.dumps(describe(exc)),
+            )
+            self.inbox.retry(claim, describe(exc), delay=exc.delay, park=False, counted=False)
+            return
         park = claim.attempts >= self.max_attempts
         delay = backoff_seconds(claim.attempts)
         error = describe(exc)
@@ -201,16 +217,31 @@ class BotThreads:
                     log.warning("could not renew a lease: %s", exc)
 
     def _run(self) -> None:
+        # Nothing may end this loop but stop(): a thread that died would leave its
+        # share of the inbox unhandled, with the app still answering 202.
         while not self._stopping.is_set():
             try:
                 self._purge_now_and_then()
                 busy = self.process_one()
+                self.trouble = None
             except InboxUnavailable as exc:
                 log.warning("inbox unavailable, will retry: %s", exc)
-                busy = False
+                self.trouble, busy = str(exc), False
+            except Exception as exc:
+                log.exception("bot thread error, carrying on")
+                self.trouble, busy = f"{type(exc).__name__}: {exc}", False
             if not busy:
                 with self._wake:
                     self._wake.wait(self.poll_seconds)
+
+    def health(self) -> dict[str, object]:
+        """For /readyz: are the threads all running, and can they reach the inbox?"""
+        running = sum(t.is_alive() for t in self._threads if t.name.startswith("spectrum-bot"))
+        return {
+            "ok": self.trouble is None and (running == self.threads or not self._threads),
+            "threads": f"{running}/{self.threads}" if self._threads else "not started",
+            **({"error": self.trouble} if self.trouble else {}),
+        }
 
     def _purge_now_and_then(self) -> None:
         now = time.time()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..state import Changes, Entry, StateConflict
-from .contract import InboxUnavailable, Status
+from .contract import InboxUnavailable, Status, storable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
@@ -118,12 +119,40 @@ class SQLiteInbox:
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._create_private()
             db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
             db.execute("PRAGMA busy_timeout = 5000")
             _initialise(db)
+            # Which file this connection writes to: see _check_still_there.
             self._local.db, self._local.durable = db, None
+            self._local.identity = _identity(self.path)
         return db
+
+    def _create_private(self) -> None:
+        """Message bodies are private: the folder 0700, the file 0600, whatever the umask.
+
+        SQLite gives the -wal and -shm files the database file's permissions.
+        """
+        if not self.path.parent.exists():
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        if self.path.is_file():
+            self.path.chmod(0o600)
+
+    def _check_still_there(self) -> None:
+        """The path must still name the file this thread's connection writes to.
+
+        Deleted (`rm instance/inbox.sqlite3*`) or replaced while open, SQLite would
+        go on writing into a file that vanishes at the next restart, with every
+        delivery acknowledged. Say so (503) and reopen: the next delivery goes to
+        a new inbox at the path.
+        """
+        wal = self.path.with_name(self.path.name + "-wal")
+        if _identity(self.path) != self._local.identity or not wal.exists():
+            self._local.db.close()
+            self._local.db = None
+            raise InboxUnavailable(f"{self.path} was removed or replaced while open: reopening")
 
     def _connection(self, durable: bool) -> sqlite3.Connection:
         """This thread's connection, syncing at commit if `durable`.
@@ -181,17 +210,29 @@ class SQLiteInbox:
     ) -> bool:
         """Store a delivery; False if this message id was already accepted."""
         now = time.time()
-        changed = self._run(
-            "INSERT OR IGNORE INTO inbox"
-            " (message_id, webhook_id, payload, available_at, received_at, conversation)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (message_id, webhook_id, payload, now, now, conversation or message_id),
-            durable=True,
-        )
+        with self._storage():
+            db = self._connection(durable=True)
+            self._check_still_there()  # into the file at the path, not one deleted meanwhile
+            changed = db.execute(
+                "INSERT OR IGNORE INTO inbox"
+                " (message_id, webhook_id, payload, available_at, received_at, conversation)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    storable(message_id),
+                    storable(webhook_id) if webhook_id else None,
+                    payload,
+                    now,
+                    now,
+                    storable(conversation or message_id),
+                ),
+            ).rowcount
         return changed == 1
 
     def claim(self, lease_seconds: float) -> Claim | None:
         """Take the oldest ready message (or one whose thread's lease ran out)."""
+        with self._storage():
+            self._connection(durable=False)
+            self._check_still_there()  # new deliveries go to the file at the path
         now = time.time()
         rows = self._rows(
             "UPDATE inbox SET state = 'working', attempts = attempts + 1,"
@@ -240,7 +281,8 @@ class SQLiteInbox:
     def _apply(self, db: sqlite3.Connection, changes: Changes) -> None:
         for (scope, name), version in changes.read.items():
             row = db.execute(
-                "SELECT version FROM state WHERE scope = ? AND name = ?", (scope, name)
+                "SELECT version FROM state WHERE scope = ? AND name = ?",
+                (storable(scope), storable(name)),
             ).fetchone()
             if (row[0] if row else 0) != version:
                 raise StateConflict(f"{name!r} changed meanwhile")
@@ -252,13 +294,18 @@ class SQLiteInbox:
                 " VALUES (?, ?, ?, 1, ?) ON CONFLICT (scope, name) DO UPDATE SET"
                 " value = excluded.value, version = version + 1, expires_at = excluded.expires_at",
                 # A deleted key is kept a while, so its version still tells readers it moved.
-                (scope, name, value, expires_at if written else now + 7 * 24 * 3600),
+                (
+                    storable(scope),
+                    storable(name),
+                    value,
+                    expires_at if written else now + 7 * 86400,
+                ),
             )
 
     def read_state(self, scope: str, name: str) -> Entry | None:
         rows = self._rows(
             "SELECT value, version, expires_at FROM state WHERE scope = ? AND name = ?",
-            (scope, name),
+            (storable(scope), storable(name)),
         )
         if not rows:
             return None
@@ -291,17 +338,24 @@ class SQLiteInbox:
             (time.time(), json.dumps(outcome), claim.message_id, claim.token),
         )
 
-    def retry(self, claim: Claim, error: str, delay: float, park: bool) -> None:
-        """Put a failed message back after `delay`, or park it as failed for good."""
+    def retry(
+        self, claim: Claim, error: str, delay: float, park: bool, counted: bool = True
+    ) -> None:
+        """Put a failed message back after `delay`, or park it as failed for good.
+
+        An attempt that was `counted=False` (a dependency was down) is given back.
+        """
         now = time.time()
         self._run(
             "UPDATE inbox SET state = ?, available_at = ?, finished_at = ?, outcome = ?,"
-            " claim_token = NULL WHERE message_id = ? AND claim_token = ?",
+            " attempts = attempts - ?, claim_token = NULL"
+            " WHERE message_id = ? AND claim_token = ?",
             (
                 "failed" if park else "pending",
                 now + delay,
                 now if park else None,
                 json.dumps({"error": error}),
+                0 if counted else 1,
                 claim.message_id,
                 claim.token,
             ),
@@ -311,7 +365,7 @@ class SQLiteInbox:
         rows = self._rows(
             "SELECT message_id, state, attempts, outcome, received_at FROM inbox"
             " WHERE message_id = ?",
-            (message_id,),
+            (storable(message_id),),
         )
         return _status(rows[0]) if rows else None
 
@@ -334,7 +388,7 @@ class SQLiteInbox:
         changed = self._run(
             "UPDATE inbox SET state = 'pending', attempts = 0, available_at = ?,"
             " finished_at = NULL WHERE message_id = ? AND state = 'failed'",
-            (time.time(), message_id),
+            (time.time(), storable(message_id)),
         )
         return changed == 1
 
@@ -352,7 +406,17 @@ class SQLiteInbox:
         )
 
     def ping(self) -> None:
-        self._rows("SELECT 1 FROM inbox LIMIT 1")
+        with self._storage():
+            self._db().execute("SELECT 1 FROM inbox LIMIT 1")
+            self._check_still_there()
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _status(row: tuple[Any, ...]) -> Status:
