@@ -1,0 +1,246 @@
+"""What a bake deploys with: the Dockerfile, compose.yaml, the Procfile, systemd units, CI.
+
+No Docker engine is needed: the Dockerfile is linted with hadolint, and its pip
+commands are run as written, in fresh virtualenvs standing in for its stages.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from harness import SECRET, RedisServer, free_port, port_open  # bench/harness.py
+
+BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    """A tool installed beside this Python (requirements-dev.txt), or on PATH."""
+    found = shutil.which(name, path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    if found is None:
+        pytest.fail(f"{name} is not installed: pip install -r requirements-dev.txt")
+    return found
+
+
+# -- Dockerfile ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("inbox", ["sqlite", "redis"])
+@pytest.mark.parametrize("reply_bridge", ["spectrum-ts", "none"])
+def test_dockerfile_passes_hadolint(bake, reply_bridge: str, inbox: str) -> None:
+    project = bake(reply_bridge=reply_bridge, inbox=inbox)
+    # hadolint's default threshold: any finding, even "info", fails.
+    done = subprocess.run(
+        [tool("hadolint"), "--no-color", "Dockerfile"], cwd=project, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def instructions(dockerfile: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    joined = re.sub(
+        r"\\\n\s*",
+        " ",
+        "\n".join(line for line in dockerfile.splitlines() if not line.lstrip().startswith("#")),
+    )
+    found = []
+    for line in joined.splitlines():
+        if line.strip():
+            word, _, rest = line.strip().partition(" ")
+            found.append((word.upper(), rest.strip()))
+    return found
+
+
+@dataclass
+class Stage:
+    """One `FROM python:...` stage of the Dockerfile: a folder for its / and a virtualenv."""
+
+    name: str
+    root: Path
+    workdir: str = "/"
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def python(self) -> Path:
+        return self.root / "venv" / "bin" / "python"
+
+    def path(self, inside: str) -> Path:
+        """A path in the image, as a path in this stage's folder."""
+        absolute = inside if inside.startswith("/") else f"{self.workdir.rstrip('/')}/{inside}"
+        return self.root / "fs" / absolute.lstrip("/")
+
+
+def copy(source: Path, dest: Path, into_folder: bool) -> None:
+    target = dest / source.name if into_folder else dest
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    else:
+        shutil.copy2(source, target)
+
+
+def run_pip_commands(project: Path, work: Path) -> Stage:
+    """The Dockerfile's Python stages: WORKDIR, ENV, COPY and each `pip` command of a RUN.
+
+    Every python stage gets a fresh virtualenv for its image's Python; other
+    stages (Node) and other commands (useradd, apt-get) are not run. Returns the
+    last stage, the image.
+    """
+    stages: dict[str, Stage] = {}
+    stage: Stage | None = None
+    for word, args in instructions((project / "Dockerfile").read_text()):
+        if word == "FROM":
+            image, *alias = args.split()
+            name = alias[-1] if alias else f"stage{len(stages)}"
+            if not image.startswith("python:"):
+                stage = None
+                continue
+            stage = stages[name] = Stage(name, work / name)
+            subprocess.run([sys.executable, "-m", "venv", stage.root / "venv"], check=True)
+        elif stage is None:
+            continue
+        elif word == "WORKDIR":
+            stage.workdir = args
+            stage.path(".").mkdir(parents=True, exist_ok=True)
+        elif word == "ENV":
+            stage.env |= dict(pair.split("=", 1) for pair in shlex.split(args))
+        elif word == "COPY":
+            *sources, dest = shlex.split(args)
+            origin = None
+            if sources[0].startswith("--from="):
+                origin = stages.get(sources.pop(0).removeprefix("--from="))
+                if origin is None:
+                    continue  # the Node stage's files: not emulated
+            into_folder = dest.endswith("/") or len(sources) > 1
+            for source in sources:
+                found = origin.path(source) if origin else project / source
+                copy(found, stage.path(dest), into_folder)
+        elif word == "RUN":
+            for command in args.split("&&"):
+                words = shlex.split(command)
+                if words[0] != "pip":
+                    continue
+                # Paths in the image become paths in the stage's folder; the shell expands globs.
+                mapped = [str(stage.path(w)) if w.startswith("/") else w for w in words[1:]]
+                line = " ".join(
+                    w if "*" in w else shlex.quote(w)
+                    for w in [str(stage.python), "-m", "pip", "-q", *mapped]
+                )
+                done = subprocess.run(
+                    line,
+                    shell=True,
+                    cwd=stage.path("."),
+                    env=os.environ | stage.env,
+                    capture_output=True,
+                    text=True,
+                )
+                assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+    assert stage is not None, "the Dockerfile's last stage is not a python image"
+    return stage
+
+
+def pins(lock: Path) -> dict[str, str]:
+    pinned = {}
+    for line in lock.read_text().splitlines():
+        if line and not line.startswith((" ", "#", "-")):
+            name, _, version = line.partition("==")
+            pinned[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pinned
+
+
+@pytest.mark.parametrize("inbox", ["sqlite", "redis"])
+def test_image_install_commands_give_a_working_installed_app(
+    bake, tmp_path: Path, inbox: str
+) -> None:
+    project = bake(inbox=inbox)
+    image = run_pip_commands(project, tmp_path)
+    app_dir = image.path(".")
+    assert not (app_dir / "my_spectrum_bot").exists(), "the image should not hold the source"
+
+    # Everything installed is pinned in the lock, at the locked version, and nothing else is.
+    freeze = subprocess.run(
+        [image.python, "-m", "pip", "freeze", "--all", "--exclude", "pip"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    installed = pins_of(freeze)
+    assert installed.pop("my-spectrum-bot") == "0.1.0"
+    lock = pins(project / "requirements.lock")
+    assert installed == lock
+
+    redis = RedisServer() if inbox == "redis" else None
+    env = {
+        "PATH": f"{image.python.parent}:/usr/bin:/bin",
+        "SPECTRUM_SIGNING_SECRET": SECRET,
+        "SPECTRUM_INSTANCE_DIR": str(app_dir / "instance"),
+        "REDIS_URL": redis.url if redis else "",
+    }
+    try:
+        # The installed package (not a source folder) builds the app, with its inbox/ subpackage.
+        script = (
+            "import my_spectrum_bot, my_spectrum_bot.inbox as inbox\n"
+            "print(my_spectrum_bot.__file__)\nprint(inbox.__file__)\n"
+            "app = my_spectrum_bot.create_app()\n"
+            "print(app.test_client().get('/healthz').status_code)\n"
+        )
+        done = subprocess.run(
+            [image.python, "-c", script], cwd=app_dir, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        package, subpackage, status = done.stdout.split()
+        site = str(image.root / "venv" / "lib")
+        assert package.startswith(site) and subpackage.startswith(site), done.stdout
+        assert status == "200"
+        assert_image_command_serves(project, image, env)
+    finally:
+        if redis:
+            redis.close()
+
+
+def pins_of(freeze: str) -> dict[str, str]:
+    found = {}
+    for line in freeze.splitlines():
+        # A wheel installed from a file shows as "name @ file:///.../name-version-....whl".
+        name, _, version = line.partition(" @ " if " @ " in line else "==")
+        version = version.rsplit("/", 1)[-1].split("-")[1] if " @ " in line else version
+        found[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return found
+
+
+def assert_image_command_serves(project: Path, image: Stage, env: dict[str, str]) -> None:
+    """The image's CMD, run from its WORKDIR, answers /healthz."""
+    found = instructions((project / "Dockerfile").read_text())
+    program, *args = json.loads(next(a for word, a in reversed(found) if word == "CMD"))
+    port = free_port()
+    process = subprocess.Popen(
+        [image.python.parent / program, *args],
+        cwd=image.path("."),
+        env=env | {"PORT": str(port), "WEB_CONCURRENCY": "1", "HOST": "127.0.0.1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open(port):
+            assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+            assert time.monotonic() < deadline, "gunicorn did not listen"
+            time.sleep(0.1)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().status == 200
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
