@@ -20,6 +20,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zlib
@@ -112,8 +113,10 @@ class RedisServer:
     def __init__(self) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        folder = tempfile.mkdtemp(prefix="redis-")
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            # Persisting as production should: append-only, in a folder of its own.
+            ["redis-server", "--port", str(self.port), "--appendonly", "yes", "--dir", folder],
             stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
@@ -492,3 +495,183 @@ def bake_revision(into: Path, rev: str, **context: str) -> Path:
     if made.exception is not None:
         raise RuntimeError(f"the bake of {rev} failed: {made.exception!r}")
     return made.project_path
+
+
+def start_gunicorn(served: Served, workers: int) -> None:
+    """`Served.start` with `workers` gunicorn workers (WEB_CONCURRENCY) instead of 2."""
+    served.env["WEB_CONCURRENCY"] = str(workers)
+    served.process = served._spawn(
+        "gunicorn", "-c", "gunicorn.conf.py", "--access-logfile", "/dev/null"
+    )
+    wait_until_healthy(served, workers=workers)
+
+
+class Nginx:
+    """Debian's nginx, unprivileged and in the foreground, serving the project's deploy/nginx.conf.
+
+    The project's file is used as written, with gunicorn's address for
+    ${APP_UPSTREAM} (as compose.yaml's nginx image fills it in) and a free port
+    for `listen 80`. Everything nginx writes stays in a temporary prefix.
+    """
+
+    def __init__(self, project: Path, upstream_port: int) -> None:
+        import tempfile
+
+        binary = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+        if binary is None:
+            raise FileNotFoundError("nginx is not installed (apt-get install nginx-light)")
+        self.port = free_port()
+        # nginx's workers run as nobody when started by root: they must reach the prefix.
+        self.prefix = Path(tempfile.mkdtemp(prefix="spectrum-nginx-"))
+        self.prefix.chmod(0o755)
+        server = (project / "deploy" / "nginx.conf").read_text()
+        server = server.replace("${APP_UPSTREAM}", f"127.0.0.1:{upstream_port}")
+        server = server.replace("listen 80;", f"listen 127.0.0.1:{self.port};")
+        (self.prefix / "server.conf").write_text(server)
+        # What the nginx image's own nginx.conf sets around conf.d/ (workers, connections).
+        (self.prefix / "nginx.conf").write_text(
+            "daemon off;\n"
+            "worker_processes auto;\n"
+            f"pid {self.prefix}/nginx.pid;\n"
+            f"error_log {self.prefix}/error.log warn;\n"
+            "events { worker_connections 1024; }\n"
+            "http {\n"
+            "    access_log off;\n"
+            + "".join(
+                f"    {kind}_temp_path {self.prefix}/{kind}_temp;\n"
+                for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+            )
+            + f"    include {self.prefix}/server.conf;\n"
+            "}\n"
+        )
+        self.process = subprocess.Popen(
+            [binary, "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.prefix / "stderr.log").open("w"),
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while not port_open(self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("nginx did not start:\n" + self.log())
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        return "".join(
+            path.read_text()
+            for path in (self.prefix / "stderr.log", self.prefix / "error.log")
+            if path.exists()
+        )
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()  # nginx's fast shutdown
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        shutil.rmtree(self.prefix, ignore_errors=True)
+
+
+class SlowClients:
+    """`count` connections that start a webhook request and never finish it.
+
+    "half-open": the request line and Host, then silence. "drip": the same, then
+    one more header line on each connection every `interval` seconds. A
+    connection the server closes is opened again at once, so `count` are open
+    throughout, as a determined attacker would keep them.
+    """
+
+    START = b"POST /spectrum-webhook HTTP/1.1\r\nHost: x\r\n"
+
+    def __init__(self, port: int, count: int, mode: str = "half-open", interval: float = 2.0):
+        self.port, self.mode, self.interval = port, mode, interval
+        self.sockets: list[socket.socket | None] = [None] * count
+        self.reopened = 0
+        self.stopping = threading.Event()
+        for i in range(count):
+            self.sockets[i] = self._open()
+        self.thread = threading.Thread(target=self._keep_up, daemon=True)
+        self.thread.start()
+
+    def _open(self) -> socket.socket | None:
+        try:
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            sock.sendall(self.START)
+            sock.setblocking(False)
+            return sock
+        except OSError:
+            return None
+
+    def _closed(self, sock: socket.socket) -> bool:
+        try:
+            return sock.recv(4096) == b""  # EOF; data (a 408 answer) means it is closing too
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+    def _keep_up(self) -> None:
+        n = 0
+        while not self.stopping.wait(min(self.interval, 0.5)):
+            n += 1
+            drip = self.mode == "drip" and n % max(1, round(self.interval / 0.5)) == 0
+            for i, sock in enumerate(self.sockets):
+                if sock is not None and drip:
+                    with contextlib.suppress(OSError):
+                        sock.send(b"X-Drip-%d: %d\r\n" % (n, i))
+                if sock is None or self._closed(sock):
+                    if sock is not None:
+                        sock.close()
+                    self.sockets[i] = self._open()
+                    self.reopened += 1
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join()
+        for sock in self.sockets:
+            if sock is not None:
+                sock.close()
+
+
+def timed_deliveries(
+    port: int, count: int, rate: float, timeout: float = 10.0, senders: int = 16
+) -> list[tuple[int, float]]:
+    """`count` signed deliveries at `rate` per second, each on a new connection.
+
+    Returns (status, seconds) for each; status 0 is a timeout or a cut connection.
+    """
+    results: list[tuple[int, float]] = []
+    lock = threading.Lock()
+    start = time.monotonic() + 0.1
+    slots = iter(range(count))
+    run_id = os.urandom(4).hex()
+
+    def sender() -> None:
+        while True:
+            with lock:
+                n = next(slots, None)
+            if n is None:
+                return
+            time.sleep(max(0.0, start + n / rate - time.monotonic()))
+            body = delivery(f"slow-{run_id}-{n}", f"hello {n}", f"any;-;+1555{n % 50:07d}")
+            began = time.monotonic()
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+                conn.request("POST", "/spectrum-webhook", body=body, headers=signed(body))
+                response = conn.getresponse()
+                response.read()
+                conn.close()
+                status = response.status
+            except (OSError, http.client.HTTPException):
+                status = 0
+            with lock:
+                results.append((status, time.monotonic() - began))
+
+    threads = [threading.Thread(target=sender, daemon=True) for _ in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

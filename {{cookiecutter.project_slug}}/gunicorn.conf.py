@@ -36,12 +36,18 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 def on_starting(server):
     """Refuse to start, in one line, when the settings are wrong."""
     from {{ cookiecutter.package_name }}.config import ConfigError, Settings
+    from {{ cookiecutter.package_name }}.inbox import check_durable, open_inbox
+    from {{ cookiecutter.package_name }}.inbox.contract import InboxUnavailable
 
     try:
-        Settings.from_env().require_signing_secrets()
+        settings = Settings.from_env()
+        settings.require_signing_secrets()
+        check_durable(settings, open_inbox(settings))
     except ConfigError as exc:
         print(f"Error: {exc.message}", file=sys.stderr)
         sys.exit(1)
+    except InboxUnavailable as exc:  # down for now: deliveries get 503 until it is back
+        print(f"Warning: the inbox is unavailable: {exc}", file=sys.stderr)
 
 
 def post_worker_init(worker):

@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fake_spectrum import FakeSpectrum
@@ -68,15 +69,21 @@ def unused_port() -> int:
         return s.getsockname()[1]
 
 
+def redis_arguments(program: str, port: int, folder: Path, appendonly: str = "yes") -> list[str]:
+    """redis-server on 127.0.0.1, persisting as production should (append-only file)."""
+    where = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
+    return [program, *where, "--save", "", "--appendonly", appendonly]
+
+
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[str]:
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server on 127.0.0.1, for the Redis inbox; its URL."""
     program = shutil.which("redis-server")
     if program is None:
         pytest.skip("redis-server is not installed (apt install redis-server; CI installs it)")
     port = unused_port()
     server = subprocess.Popen(
-        [program, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        redis_arguments(program, port, tmp_path_factory.mktemp("redis")),
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10

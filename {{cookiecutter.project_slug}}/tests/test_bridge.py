@@ -220,3 +220,26 @@ def test_the_bridge_is_chosen_when_everything_is_there(tmp_path: Path) -> None:
     assert why == "through the spectrum-ts bridge (imessage)"
     assert sender.bridge.command[1] == str(settings.bridge_dir / "bridge.mjs")
     assert sender.bridge.env["SPECTRUM_PROJECT_ID"] == "p"
+
+
+def test_node_gets_only_what_it_uses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPECTRUM_SIGNING_SECRET", "webhook-secret")
+    monkeypatch.setenv("{{ cookiecutter.signing_secret_env }}", "webhook-secret")
+    monkeypatch.setenv("REDIS_URL", "redis://:password@redis.internal:6379/0")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "cloud-secret")
+    monkeypatch.setenv("SPECTRUM_TELEGRAM_BOT_TOKEN", "telegram-token")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    settings = Settings(
+        signing_secrets=("webhook-secret",),
+        project_id="p",
+        project_secret="s",
+        node="python3",
+        bridge_dir=installed_bridge_dir(tmp_path),
+    )
+    sender, _ = choose_sender(settings)
+    env = sender.bridge.env
+    assert "webhook-secret" not in env.values()
+    assert "REDIS_URL" not in env and "AWS_SECRET_ACCESS_KEY" not in env
+    assert env["SPECTRUM_TELEGRAM_BOT_TOKEN"] == "telegram-token"  # the SDK's provider fields
+    assert env["HTTPS_PROXY"] == "http://proxy.internal:3128" and env["PATH"]
+    assert (env["SPECTRUM_PROJECT_ID"], env["SPECTRUM_PROJECT_SECRET"]) == ("p", "s")

@@ -107,3 +107,37 @@ def test_parked_messages_listed_and_replayed(app: Flask) -> None:
     assert (
         result.exit_code == 2 and "name the message ids to replay, or pass --all" in result.output
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["send-test", "hi", "--timeout", "-1"], "'-1' is not a number of seconds (0 or more)"),
+        (["send-test", "hi", "--timeout", "nan"], "'nan' is not a number of seconds"),
+        (["send-test", "hi", "--wait-for-app", "inf"], "'inf' is not a number of seconds"),
+        (["send-test", "hi", "--url", "notaurl"], "'notaurl' is not an http(s) URL, e.g. http"),
+        (["send-test", "hi", "--url", "file:///etc/passwd"], "is not an http(s) URL"),
+        (["sign", "--timestamp", "-5"], "-5 is not in the range x>=0"),
+        (["inbox", "parked", "--limit", "99999999999999999999999"], "is not in the range"),
+    ],
+)
+def test_bad_options_are_one_clear_line(app: Flask, args: list[str], error: str) -> None:
+    result = app.test_cli_runner().invoke(args=["spectrum", *args])
+    assert result.exit_code == 2
+    assert error in result.output
+    assert "Traceback" not in result.output
+
+
+def test_replay_of_an_id_that_is_not_text_is_one_line(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(args=["spectrum", "inbox", "replay", "\udcff"])
+    assert (result.exit_code, result.output) == (
+        1,
+        "replayed 0 message(s)\nError: not parked, left alone: \\udcff\n",
+    )
+
+
+def test_sign_with_timestamp_zero_means_zero(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(
+        args=["spectrum", "sign", "--timestamp", "0"], input=b"{}"
+    )
+    assert "X-Spectrum-Timestamp: 0\n" in result.stdout

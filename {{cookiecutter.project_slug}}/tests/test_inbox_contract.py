@@ -9,13 +9,14 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import listening, unused_port
+from conftest import listening, redis_arguments, unused_port
 
 from {{ cookiecutter.package_name }}.botkit import Bot, Context
 from {{ cookiecutter.package_name }}.events import Space, Text
@@ -360,7 +361,7 @@ def test_unavailable_storage_raises_then_recovers(backend: Backend, tmp_path: Pa
 
 def start_redis(port: int) -> subprocess.Popen:
     server = subprocess.Popen(
-        [shutil.which("redis-server"), "--port", str(port), "--save", "", "--appendonly", "no"],
+        redis_arguments(shutil.which("redis-server"), port, Path(tempfile.mkdtemp())),
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10

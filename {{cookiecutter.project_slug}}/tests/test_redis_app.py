@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import subprocess
 import time
 
-from conftest import SECRET, WEBHOOK_PATH, echo_bot, unused_port
+from conftest import SECRET, WEBHOOK_PATH, echo_bot, listening, redis_arguments, unused_port
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.config import Settings
@@ -62,3 +64,35 @@ def test_redis_down_means_503_and_a_one_line_worker_error(settings: Settings) ->
         assert result.exit_code == 1
         assert result.output.startswith("Error: the inbox is unavailable: ConnectionError")
         assert len(result.output.splitlines()) == 1
+
+
+def test_a_redis_without_persistence_is_refused_in_one_line(
+    settings: Settings, tmp_path, monkeypatch
+) -> None:
+    """RDB-only Redis lost every acknowledged message when killed: refuse to run on it."""
+    port = unused_port()
+    server = subprocess.Popen(
+        redis_arguments(shutil.which("redis-server"), port, tmp_path, appendonly="no"),
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not listening(port):
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        url = f"redis://127.0.0.1:{port}/0"
+        app = create_app(dataclasses.replace(settings, redis_url=url), bot=echo_bot())
+        result = app.test_cli_runner().invoke(args=["spectrum", "worker", "--burst"])
+        assert result.exit_code == 1
+        assert result.output == (
+            f"Error: Redis at {url} keeps messages in memory only (appendonly no): a Redis "
+            "restart would lose acknowledged deliveries. Turn on AOF (appendonly yes) "
+            "(or set SPECTRUM_REDIS_REQUIRE_AOF=0)\n"
+        )
+        allowed = dataclasses.replace(settings, redis_url=url, redis_require_aof=False)
+        app = create_app(allowed, bot=echo_bot())
+        result = app.test_cli_runner().invoke(args=["spectrum", "worker", "--burst"])
+        assert result.exit_code == 0, result.output
+    finally:
+        server.terminate()
+        server.wait()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
+from .config import SIGNING_SECRET_ENV, Settings
 from .events import Space
 from .node_process import BridgeError, BridgeUnavailable, NodeProcess, Supervisor
 
@@ -171,6 +171,25 @@ class BridgeSender:
         self.bridge.close()
 
 
+# What Node and the SDK read from the environment: the SDK's own SPECTRUM_*
+# variables (provider fields such as SPECTRUM_TELEGRAM_BOT_TOKEN, SPECTRUM_CLOUD_URL,
+# the bridge's test mode), gRPC's and Node's, proxies, certificates, locale.
+_NODE_PREFIXES = ("SPECTRUM_", "NODE_", "GRPC_", "LC_")
+_NODE_NAMES = {"PATH", "HOME", "TMPDIR", "LANG", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR"}
+_PROXIES = {"http_proxy", "https_proxy", "no_proxy", "all_proxy"}
+
+
+def node_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of our environment the bridge needs: never the webhook signing secret,
+    REDIS_URL or anything else the app holds that Node has no use for."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if name != SIGNING_SECRET_ENV
+        and (name in _NODE_NAMES or name.startswith(_NODE_PREFIXES) or name.lower() in _PROXIES)
+    }
+
+
 def bridge_sender(settings: Settings) -> tuple[BridgeSender | None, str]:
     """The bridge's sender when it can run here; else None, with the reason, for the log."""
     bridge_dir = settings.bridge_dir
@@ -184,7 +203,7 @@ def bridge_sender(settings: Settings) -> tuple[BridgeSender | None, str]:
     if not (bridge_dir / "node_modules" / "spectrum-ts").is_dir():
         return None, "the bridge is not installed: run `make bridge`"
     env = {
-        **os.environ,
+        **node_environment(os.environ),
         "SPECTRUM_PROJECT_ID": settings.project_id,
         "SPECTRUM_PROJECT_SECRET": settings.project_secret,
         "SPECTRUM_PROVIDERS": settings.providers,

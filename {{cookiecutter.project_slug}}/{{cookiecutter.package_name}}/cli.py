@@ -7,6 +7,7 @@ first secret in the signing-secret environment variable.
 from __future__ import annotations
 
 import importlib.util
+import math
 import shlex
 import sys
 import time
@@ -19,7 +20,7 @@ import click
 from flask.cli import AppGroup, with_appcontext
 
 from .config import SIGNING_SECRET_ENV, WEBHOOK_PATH
-from .inbox.contract import Inbox, InboxUnavailable
+from .inbox.contract import Inbox, InboxUnavailable, storable
 from .management import APIError
 from .registrations import Registrations, management_api, require_https
 from .runtime import runtime
@@ -34,7 +35,33 @@ def app_url(url: str | None) -> str:
     return url or f"http://127.0.0.1:{runtime().settings.port}{WEBHOOK_PATH}"
 
 
-url_option = click.option("--url", show_default="http://127.0.0.1:$PORT" + WEBHOOK_PATH)
+def http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            example = f"http://127.0.0.1:8000{WEBHOOK_PATH}"
+            raise click.BadParameter(f"{value!r} is not an http(s) URL, e.g. {example}")
+    return value
+
+
+class Seconds(click.ParamType):
+    """A finite, non-negative number of seconds (float() also takes "nan" and "inf")."""
+
+    name = "seconds"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+        try:
+            seconds = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds < 0:
+            self.fail(f"{value!r} is not a number of seconds (0 or more)", param, ctx)
+        return seconds
+
+
+url_option = click.option(
+    "--url", callback=http_url, show_default="http://127.0.0.1:$PORT" + WEBHOOK_PATH
+)
 
 
 def post(
@@ -68,8 +95,12 @@ def post(
 @url_option
 @click.option("--space-id", default="any;-;+15550100", show_default=True)
 @click.option("--wait/--no-wait", default=True, help="Wait for the bot and show what it did.")
-@click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for each step.")
-@click.option("--wait-for-app", default=0.0, help="Seconds to retry while the app is starting.")
+@click.option(
+    "--timeout", type=Seconds(), default=10.0, show_default=True, help="Seconds to wait per step."
+)
+@click.option(
+    "--wait-for-app", type=Seconds(), default=0.0, help="Seconds to retry while the app starts."
+)
 def send_test(
     text: str, url: str | None, space_id: str, wait: bool, timeout: float, wait_for_app: float
 ) -> None:
@@ -117,7 +148,9 @@ def show_outcome(inbox: Inbox, message_id: str, timeout: float) -> None:
 
 @spectrum.command("sign")
 @click.argument("body_file", type=click.File("rb"), default="-")
-@click.option("--timestamp", type=int, default=None, help="Epoch seconds (default: now).")
+@click.option(
+    "--timestamp", type=click.IntRange(min=0), default=None, help="Epoch seconds (default: now)."
+)
 @url_option
 def sign_command(body_file: BinaryIO, timestamp: int | None, url: str | None) -> None:
     """Print the headers for a body (file or stdin), and a curl command that sends it."""
@@ -227,7 +260,7 @@ spectrum.add_command(inbox_group)
 
 
 @inbox_group.command("parked")
-@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=100, show_default=True)
 def list_parked(limit: int) -> None:
     """List parked messages (failed every attempt), oldest first, with their last error."""
     try:
@@ -239,7 +272,9 @@ def list_parked(limit: int) -> None:
     for status in parked:
         received = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status.received_at or 0))
         error = (status.outcome or {}).get("error", "")
-        click.echo(f"{status.message_id}  {received}  attempts={status.attempts}  {error}")
+        click.echo(
+            f"{storable(status.message_id)}  {received}  attempts={status.attempts}  {error}"
+        )
 
 
 @inbox_group.command("replay")
@@ -262,7 +297,8 @@ def replay_parked(message_ids: tuple[str, ...], replay_all: bool) -> None:
         raise click.ClickException(f"the inbox is unavailable: {exc}") from None
     click.echo(f"replayed {len(message_ids) - len(missing)} message(s)")
     if missing:
-        raise click.ClickException(f"not parked, left alone: {', '.join(missing)}")
+        shown = ", ".join(storable(m) for m in missing)  # an id may be any text, even \udcff
+        raise click.ClickException(f"not parked, left alone: {shown}")
 
 
 def add_optional_commands(group: AppGroup) -> None:
@@ -291,6 +327,7 @@ def add_optional_commands(group: AppGroup) -> None:
 @with_appcontext
 def worker_command(maintenance_interval: int, burst: bool) -> None:
     """Run the bot on queued messages (Redis inbox); start as many as you need."""
+    from .inbox import check_durable
     from .inbox.redis_runner import JobTools, work
     from .inbox.redis_store import RedisInbox
 
@@ -299,6 +336,7 @@ def worker_command(maintenance_interval: int, burst: bool) -> None:
         raise click.ClickException("REDIS_URL is not set: the SQLite inbox runs in the app itself.")
     try:
         current.inbox.ping()
+        check_durable(current.settings, current.inbox)
     except InboxUnavailable as exc:
         raise click.ClickException(f"cannot reach Redis at {current.inbox.url}: {exc}") from None
     tools = JobTools.from_settings(current.settings, current.inbox, current.bot)

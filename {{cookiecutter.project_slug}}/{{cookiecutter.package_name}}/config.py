@@ -55,6 +55,8 @@ class Settings:
     env_file: Path = field(default_factory=lambda: Path.cwd() / ".env")
     inbox_path: Path | None = None  # default: <instance_dir>/inbox.sqlite3
     redis_url: str = DEFAULT_REDIS_URL
+    # Refuse to serve on a Redis that keeps messages in memory only (see inbox/).
+    redis_require_aof: bool = True
     worker_threads: int = 4
     max_attempts: int = 5
     lease_seconds: int = 60
@@ -97,6 +99,7 @@ class Settings:
             instance_dir=Path(instance_dir) if instance_dir else Path.cwd() / "instance",
             inbox_path=Path(inbox_path) if inbox_path else None,
             redis_url=environ.get("REDIS_URL", cls.redis_url).strip(),
+            redis_require_aof=_flag(environ, "SPECTRUM_REDIS_REQUIRE_AOF", True),
             worker_threads=_positive_int(environ, "SPECTRUM_WORKER_THREADS", cls.worker_threads),
             max_attempts=_positive_int(environ, "SPECTRUM_MAX_ATTEMPTS", cls.max_attempts),
             lease_seconds=_positive_int(environ, "SPECTRUM_LEASE_SECONDS", cls.lease_seconds),
@@ -191,6 +194,15 @@ def _url(environ: Mapping[str, str], name: str, default: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{name} must be an http(s):// URL, got {raw!r}.")
     return raw
+
+
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("0", "1", "true", "false", "yes", "no", "on", "off"):
+        raise ConfigError(f"{name} must be 1 or 0, got {raw!r}.")
+    return raw in ("1", "true", "yes", "on")
 
 
 def _order(value: str) -> bool:

@@ -16,6 +16,13 @@ from .contract import Inbox
 from .sqlite_store import SQLiteInbox
 
 
+def check_durable(settings: Settings, inbox: Inbox) -> None:
+    """Refuse, in one line, an inbox that would lose what it acknowledged."""
+    problem = inbox.durability_problem() if settings.redis_require_aof else None
+    if problem:
+        raise ConfigError(f"{problem} (or set SPECTRUM_REDIS_REQUIRE_AOF=0)")
+
+
 def open_inbox(settings: Settings) -> Inbox:
     """The inbox the settings name: Redis when REDIS_URL is set, else the SQLite file."""
     if not settings.redis_url:

@@ -405,6 +405,9 @@ class SQLiteInbox:
             (older_than,),
         )
 
+    def durability_problem(self) -> str | None:
+        return None  # every acknowledged write is synced to disk first (synchronous FULL)
+
     def ping(self) -> None:
         with self._storage():
             self._db().execute("SELECT 1 FROM inbox LIMIT 1")
