@@ -69,7 +69,7 @@ def build(form: dict[str, Any]) -> dict[str, Any]:
     file = form.get("file") or {}
     if not isinstance(file, dict):
         raise Invalid("file must be an object: name, type, size")
-    name = Path(_field(file, "name", "")).name or None  # only the name travels
+    name = Path(_field(file, "name", "").replace("\\", "/")).name or None  # only the name travels
     made = content(
         kind,
         _field(form, "text", ""),
@@ -254,12 +254,7 @@ def playground_command(port: int, url: str | None) -> None:
     target = app_url(url)
     page = create_playground(runtime(), target)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per poll
-    try:
-        server = make_server("127.0.0.1", port, page, threaded=True)
-    except OSError as exc:
-        raise click.ClickException(
-            f"cannot listen on 127.0.0.1:{port} ({exc}): pass --port"
-        ) from None
+    server = make_server("127.0.0.1", port, page, threaded=True)  # a busy port: says so, exits
     click.echo(f"Playground on http://127.0.0.1:{server.server_port}/ delivering to {target}")
     click.echo("Ctrl-C stops it.")
     try:
