@@ -34,7 +34,6 @@ from flask.cli import with_appcontext
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
-from ..cli import app_url, post
 from ..config import SIGNING_SECRET_ENV, WEBHOOK_PATH
 from ..inbox.contract import InboxUnavailable, Status
 from ..runtime import Runtime, runtime
@@ -107,10 +106,7 @@ def send(url: str, body: bytes, secret: str) -> dict[str, Any]:
         **signed_headers(secret, int(time.time()), body),
         "X-Spectrum-Webhook-Id": WEBHOOK_ID,
     }
-    try:
-        status, text = post(url, body, headers, TIMEOUT)
-    except click.ClickException as exc:
-        raise Unreachable(exc.message) from None
+    status, text = post(url, body, headers)
     try:
         answer = json.loads(text)
     except ValueError:
@@ -119,6 +115,21 @@ def send(url: str, body: bytes, secret: str) -> dict[str, Any]:
         "request": {"url": url, "headers": headers, "body": body.decode("utf-8")},
         "response": {"status": status, "answer": answer},
     }
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+    """POST as `flask spectrum send-test` does (not imported: cli.py imports this module)."""
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=TIMEOUT) as response:
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise Unreachable(
+            f"cannot reach {url} ({reason}): start the app first (`make run`) or pass --url."
+        ) from None
 
 
 def describe(status: Status | None) -> dict[str, Any]:
@@ -251,8 +262,9 @@ def playground_command(port: int, url: str | None) -> None:
 
     The page runs on 127.0.0.1 only. Start the app first (`make run`).
     """
-    target = app_url(url)
-    page = create_playground(runtime(), target)
+    current = runtime()
+    target = url or f"http://127.0.0.1:{current.settings.port}{WEBHOOK_PATH}"
+    page = create_playground(current, target)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per poll
     server = make_server("127.0.0.1", port, page, threaded=True)  # a busy port: says so, exits
     click.echo(f"Playground on http://127.0.0.1:{server.server_port}/ delivering to {target}")
