@@ -580,7 +580,10 @@ class SlowClients:
     "half-open": the request line and Host, then silence. "drip": the same, then
     one more header line on each connection every `interval` seconds. A
     connection the server closes is opened again at once, so `count` are open
-    throughout, as a determined attacker would keep them.
+    throughout, as a determined attacker would keep them. "body": complete,
+    well-formed headers (a current timestamp, a signature of the right shape)
+    announcing a 64 KiB body, then one byte of it every `interval` seconds: what
+    a proxy that forwards headers but streams bodies would let through.
     """
 
     START = b"POST /spectrum-webhook HTTP/1.1\r\nHost: x\r\n"
@@ -599,6 +602,12 @@ class SlowClients:
         try:
             sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
             sock.sendall(self.START)
+            if self.mode == "body":
+                sock.sendall(
+                    b"Content-Type: application/json\r\nContent-Length: 65536\r\n"
+                    b"X-Spectrum-Timestamp: %d\r\nX-Spectrum-Signature: v0=%s\r\n\r\n{"
+                    % (time.time(), b"0" * 64)
+                )
             sock.setblocking(False)
             return sock
         except OSError:
@@ -616,11 +625,11 @@ class SlowClients:
         n = 0
         while not self.stopping.wait(min(self.interval, 0.5)):
             n += 1
-            drip = self.mode == "drip" and n % max(1, round(self.interval / 0.5)) == 0
+            drip = self.mode != "half-open" and n % max(1, round(self.interval / 0.5)) == 0
             for i, sock in enumerate(self.sockets):
                 if sock is not None and drip:
                     with contextlib.suppress(OSError):
-                        sock.send(b"X-Drip-%d: %d\r\n" % (n, i))
+                        sock.send(b" " if self.mode == "body" else b"X-Drip-%d: %d\r\n" % (n, i))
                 if sock is None or self._closed(sock):
                     if sock is not None:
                         sock.close()
