@@ -244,3 +244,157 @@ def assert_image_command_serves(project: Path, image: Stage, env: dict[str, str]
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(30)
+
+
+# -- compose.yaml ---------------------------------------------------------------
+
+INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(:?[-?])?([^}]*)\}")
+
+
+def compose(project: Path) -> dict:
+    import yaml  # PyYAML comes with cookiecutter
+
+    return yaml.safe_load((project / "compose.yaml").read_text())
+
+
+def env_of(service: dict) -> dict[str, str]:
+    return {name: str(value) for name, value in service.get("environment", {}).items()}
+
+
+@pytest.mark.parametrize("inbox", ["sqlite", "redis"])
+def test_compose_runs_the_app_behind_nginx(bake, inbox: str) -> None:
+    project = bake(inbox=inbox, signing_secret_env="ACME_WEBHOOK_SECRETS")
+    spec = compose(project)
+    services = spec["services"]
+    wanted = {"proxy", "web"} | ({"worker", "redis"} if inbox == "redis" else set())
+    assert set(services) == wanted
+    for name, service in services.items():
+        assert service["restart"] == "unless-stopped", name
+        assert service["healthcheck"]["test"][0] == "CMD", name
+
+    proxy, web = services["proxy"], services["web"]
+    # Only the proxy is published; it serves the project's nginx.conf with gunicorn's address.
+    assert [s for s, service in services.items() if "ports" in service] == ["proxy"]
+    assert "./deploy/nginx.conf:/etc/nginx/templates/default.conf.template:ro" in proxy["volumes"]
+    assert env_of(proxy) == {"APP_UPSTREAM": "web:8000"}
+    assert proxy["depends_on"]["web"]["condition"] == "service_healthy"
+
+    assert web["build"] == "."
+    assert "command" not in web  # the image's CMD: gunicorn
+    web_env = env_of(web)
+    # The secret comes from .env (the variable this bake chose), never written here.
+    assert web_env["ACME_WEBHOOK_SECRETS"] == "${ACME_WEBHOOK_SECRETS:?set it in .env}"
+    assert "SPECTRUM_SIGNING_SECRET" not in web_env
+    assert "instance:/app/instance" in web["volumes"]
+    volumes = {"instance"}
+
+    if inbox == "redis":
+        worker, redis = services["worker"], services["redis"]
+        assert worker["build"] == "." and worker["image"] == web["image"]  # one image
+        assert worker["command"] == ["flask", "--app", "my_spectrum_bot", "spectrum", "worker"]
+        assert "instance:/app/instance" in worker["volumes"]  # the bridges' shared journal
+        for service in (web, worker):
+            assert env_of(service)["REDIS_URL"] == "redis://redis:6379/0"
+            assert service["depends_on"]["redis"]["condition"] == "service_healthy"
+        # The worker verifies nothing: it is not given the signing secret.
+        assert "ACME_WEBHOOK_SECRETS" not in env_of(worker)
+        command = redis["command"]
+        assert command[command.index("--appendonly") + 1] == "yes"  # AOF: nothing acknowledged lost
+        assert "redis-data:/data" in redis["volumes"]
+        assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+        volumes.add("redis-data")
+    else:
+        assert "REDIS_URL" not in web_env
+    assert set(spec["volumes"]) == volumes
+
+    # Every ${VAR} has a default or is in .env.example (the baked .env holds the secret).
+    example = (project / ".env.example").read_text()
+    for match in INTERPOLATION.finditer((project / "compose.yaml").read_text()):
+        name, operator, _ = match.groups()
+        assert operator == ":-" or f"\n{name}=" in example, match.group(0)
+
+
+def test_compose_healthchecks_pass_against_the_running_app(bake, tmp_path: Path) -> None:
+    """The web and worker healthcheck commands, run against gunicorn and an RQ worker."""
+    from harness import Served
+
+    project = bake(inbox="redis")
+    services = compose(project)["services"]
+    served = Served(project, tmp_path, redis=True)
+    try:
+        served.start()
+        served.start_rq_workers(1)
+        for name in ("web", "worker"):
+            kind, *command = services[name]["healthcheck"]["test"]
+            assert kind == "CMD"
+            assert command[0] == "python"
+            done = subprocess.run(
+                [sys.executable, *command[1:]],
+                env=served.env | {"PORT": str(served.port)},
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert done.returncode == 0, f"{name}: {done.stderr}"
+        served.kill_rq_workers()
+        served.redis_inbox.connection.delete(*served.redis_inbox.connection.keys("rq:worker*"))
+        done = subprocess.run(
+            [sys.executable, *services["worker"]["healthcheck"]["test"][2:]],
+            env=served.env,
+            capture_output=True,
+            timeout=30,
+        )
+        assert done.returncode == 1  # no worker of this host registered: unhealthy
+    finally:
+        served.close()
+
+
+# -- Procfile and systemd ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("inbox", ["sqlite", "redis"])
+def test_procfile_names_the_processes(bake, inbox: str) -> None:
+    project = bake(inbox=inbox)
+    processes = dict(
+        line.split(": ", 1) for line in (project / "Procfile").read_text().splitlines()
+    )
+    expected = {"web": "gunicorn -c gunicorn.conf.py"}
+    if inbox == "redis":
+        expected["worker"] = "flask --app my_spectrum_bot spectrum worker"
+    assert processes == expected
+
+
+@pytest.mark.parametrize("inbox", ["sqlite", "redis"])
+def test_systemd_units_verify(bake, tmp_path: Path, inbox: str) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (Debian: apt-get install systemd)")
+    project = bake(inbox=inbox)
+    units = sorted((project / "deploy" / "systemd").iterdir())
+    assert [u.name for u in units] == (
+        ["web.service", "worker@.service"] if inbox == "redis" else ["web.service"]
+    )
+    # verify checks that each ExecStart program exists: stand-ins where the README puts the venv.
+    home = tmp_path / "srv"
+    for program in ("gunicorn", "flask"):
+        path = home / ".venv" / "bin" / program
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("#!/bin/sh\n")
+        path.chmod(0o755)
+    installed = []
+    for unit in units:
+        text = unit.read_text()
+        assert "/srv/my-spectrum-bot/.venv/bin/" in text
+        target = tmp_path / f"my-spectrum-bot-{unit.name}"
+        target.write_text(text.replace("/srv/my-spectrum-bot", str(home)))
+        installed.append(target)
+        if unit.name.endswith("@.service"):
+            instance = tmp_path / "my-spectrum-bot-worker@1.service"
+            instance.symlink_to(target)
+            installed.append(instance)
+    done = subprocess.run(
+        [analyze, "verify", "--man=no", *map(str, installed)], capture_output=True, text=True
+    )
+    # Unknown keys and bad values are only warnings to systemd: none may be printed.
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+
