@@ -16,7 +16,15 @@ from pathlib import Path
 import click
 
 from .config import SIGNING_SECRET_ENV, Settings
-from .envfile import KnownWebhooks, digest, drop_secret, read_secrets, save_registration
+from .envfile import (
+    EnvFileError,
+    KnownWebhooks,
+    check_env_file,
+    digest,
+    drop_secret,
+    read_secrets,
+    save_registration,
+)
 from .management import APIError, ManagementAPI, Webhook
 
 
@@ -50,9 +58,27 @@ class Registrations:
         return read_secrets(self.env_path, SIGNING_SECRET_ENV)
 
     def register(self, api: ManagementAPI, url: str) -> Webhook:
-        """Register `url` and keep its secret, which Spectrum shows this once."""
+        """Register `url` and keep its secret, which Spectrum shows this once.
+
+        A `.env` that cannot take the secret is refused before registering; if
+        saving fails all the same, the webhook is deleted again: every delivery to
+        it would be refused (401), and Spectrum does not retry those.
+        """
+        check_env_file(self.env_path, SIGNING_SECRET_ENV)
         webhook = api.register(url)
-        self._save(webhook)
+        try:
+            self._save(webhook)
+        except EnvFileError as exc:
+            try:
+                api.delete(webhook.id)
+            except APIError as failed:
+                raise EnvFileError(
+                    f"{exc.message}; webhook {webhook.id} signs with a secret that is now "
+                    f"lost and could not be deleted ({failed}): delete it"
+                ) from None
+            raise EnvFileError(
+                f"{exc.message}; so webhook {webhook.id} was deleted again"
+            ) from None
         return webhook
 
     def register_replacing(self, api: ManagementAPI, url: str) -> tuple[Webhook, bool]:
@@ -80,11 +106,18 @@ class Registrations:
 
     def delete(self, api: ManagementAPI, webhook_id: str) -> bool:
         """Delete the webhook; drop its secret from `.env` if it is ours. True if dropped."""
+        if self.known.get(webhook_id) is not None:  # a .env we could not edit: refuse first
+            check_env_file(self.env_path, SIGNING_SECRET_ENV)
         api.delete(webhook_id)
         entry = self.known.forget(webhook_id)
-        return entry is not None and drop_secret(
-            self.env_path, SIGNING_SECRET_ENV, entry["secret_sha256"]
-        )
+        try:
+            return entry is not None and drop_secret(
+                self.env_path, SIGNING_SECRET_ENV, entry["secret_sha256"]
+            )
+        except EnvFileError as exc:
+            raise EnvFileError(
+                f"deleted webhook {webhook_id}, but its secret is still in .env: {exc.message}"
+            ) from None
 
     def _save(self, webhook: Webhook) -> None:
         assert webhook.signing_secret is not None  # ManagementAPI.register insists on it
