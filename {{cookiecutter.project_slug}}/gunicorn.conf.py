@@ -7,10 +7,15 @@ GUNICORN_THREADS) or the command line.
 import multiprocessing
 import os
 import sys
+from pathlib import Path
 
-from dotenv import load_dotenv
+from {{ cookiecutter.package_name }}.envfile import EnvFileError, load_env_file
 
-load_dotenv(".env", override=False)  # gunicorn itself never reads .env
+try:
+    load_env_file(Path(".env"))  # gunicorn itself never reads .env
+except EnvFileError as exc:
+    print(f"Error: {exc.message}", file=sys.stderr)
+    sys.exit(1)
 
 wsgi_app = "{{ cookiecutter.package_name }}:create_app()"
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"

@@ -7,13 +7,19 @@
 // Protocol: one JSON object per line on stdin, one per line on stdout.
 //   first line out:  {"ready": true, "sdk": "12.8.0", "providers": ["imessage"]}
 //                    or {"fatal": "why"} and exit 1
-//   request:         {"id": 7, "op": "send", "key": "msg-1#0",
+//   requests:        {"id": 7, "op": "send", "key": "msg-1#0",
 //                     "space": {"id": "...", "platform": "iMessage", "phone": "+1..."},
-//                     "content": {"type": "text", "text": "hi"}}
+//                     "content": {"type": "text", "text": "hi"}}   (any kind: see build())
+//                    {"id": 8, "op": "typing", "space": {...}, "on": true}
+//                    {"id": 9, "op": "attachment", "space": {...}, "attachment": "<its id>",
+//                     "max_bytes": 26214400, "dir": "<a private folder>"}
+//                    {"id": 10, "op": "ping"}
 //   answer:          {"id": 7, "ok": true, "result": {"message_id": "..."}}
-//                    or {"id": 7, "ok": false, "error": "why", "retry": true|false}
+//                    or {"id": 7, "ok": false, "error": "why", "retry": true|false,
+//                        "permanent": true|false}
 //                    (retry: the platform is throttling or down, not refusing the
-//                    reply: the message waits without using up an attempt)
+//                    reply: the message waits without using up an attempt;
+//                    permanent: the platform cannot do it at all: parked at once)
 // stdout carries nothing else: every log line, the SDK's included, goes to stderr.
 // On end of stdin or SIGTERM it exits at once (see shutdown below).
 //
@@ -21,24 +27,40 @@
 // SPECTRUM_PROVIDERS (comma-separated, default "imessage"), SPECTRUM_CLOUD_URL,
 // SPECTRUM_BRIDGE_JOURNAL_DIR (where sent replies are noted; see the journal below).
 
+import { AsyncLocalStorage } from "node:async_hooks";
 import { Console } from "node:console";
+import { createHash, randomUUID } from "node:crypto";
 import {
   appendFileSync,
   closeSync,
   fstatSync,
   mkdirSync,
   openSync,
+  readFileSync,
   readSync,
   readdirSync,
   unlinkSync,
+  writeFileSync,
 } from "node:fs";
 import readline from "node:readline";
 
 // Before the SDK is loaded: its logger writes INFO lines to stdout otherwise.
 globalThis.console = new Console({ stdout: process.stderr, stderr: process.stderr });
+// The SDK does not throw for what a platform cannot do: it logs a warning and
+// resolves undefined. Each send runs in its own `sending` context, so the warning
+// it causes is caught here and turned into a refusal naming platform and feature.
+const sending = new AsyncLocalStorage();
+const warn = console.warn.bind(console);
+console.warn = (...args) => {
+  const attrs = args.find((arg) => arg && typeof arg === "object" && "spectrum.unsupported.kind" in arg);
+  const store = sending.getStore();
+  if (attrs && store) store.unsupported = args.find((arg) => typeof arg === "string" && arg.includes("not support"));
+  warn(...args);
+};
 
-const { Spectrum, text } = await import("spectrum-ts");
+const sdk = await import("spectrum-ts");
 const providers = await import("spectrum-ts/providers");
+const { Spectrum } = sdk;
 
 // Provider modules by the SDK's platform key (lowercase, "_" for spaces and "-").
 const PROVIDERS = {
@@ -50,11 +72,19 @@ const PROVIDERS = {
 const platformKey = (name) => String(name ?? "").trim().toLowerCase().replace(/[\s-]+/g, "_");
 
 // Test mode, for the project's tests and benchmarks only: everything runs for real
-// except the final hand-over to the platform, which is appended to this file.
+// (the SDK's content builders included) except the final hand-over to the platform,
+// which is appended to this file; attachments to fetch are read from the folder.
 const TEST_SENDS = process.env.SPECTRUM_BRIDGE_TEST_SENDS;
 const TEST_DELAY_MS = Number(process.env.SPECTRUM_BRIDGE_TEST_DELAY_MS ?? 0);
+const TEST_ATTACHMENTS = process.env.SPECTRUM_BRIDGE_TEST_ATTACHMENTS;
 
 const write = (answer) => process.stdout.write(`${JSON.stringify(answer)}\n`);
+
+// A reply the platform cannot take at all: not sent, never retried.
+class Refused extends Error {
+  name = "Refused";
+  permanent = true;
+}
 const describe = (error) =>
   [error?.name, error?.status, error?.message ?? String(error)].filter(Boolean).join(": ");
 
@@ -94,32 +124,140 @@ write({ ready: true, sdk: "12.8.0", providers: enabled });
 // The SDK-version-specific part: a webhook's space as an SDK space handle.
 // 12.8.0 builds it locally from the id; iMessage needs the line (`phone`) when a
 // project has several.
+const spaceOf = new Map(); // handle id -> the space it came from, to stop typing at exit
 async function spaceHandle(space) {
   const key = platformKey(space?.platform);
   if (!enabled.includes(key)) {
     throw new Error(`no provider for platform ${JSON.stringify(space?.platform)}; add it to SPECTRUM_PROVIDERS`);
   }
   const params = key === "imessage" && space.phone ? { phone: space.phone } : undefined;
-  return await PROVIDERS[key](app).space.get(space.id, params);
+  const handle = await PROVIDERS[key](app).space.get(space.id, params);
+  spaceOf.set(handle.id, space);
+  return handle;
+}
+
+// What each platform can take, from spectrum-ts 12.8.0's providers (their send
+// code; the project README has the same table). Anything else on a platform is
+// refused before it is tried, naming both. Text, markdown (plain text where it has
+// no formatting), files, voice notes, thread replies and reactions go everywhere.
+const ONLY_ON = {
+  contact: ["imessage", "telegram", "whatsapp_business"],
+  richlink: ["imessage", "telegram", "whatsapp_business"],
+  edit: ["imessage", "telegram"],
+  unsend: ["imessage"],
+  attachment: ["imessage"], // reading one that arrived: getAttachment
+};
+function supported(feature, platform) {
+  const key = platformKey(platform);
+  if (ONLY_ON[feature] && !ONLY_ON[feature].includes(key)) {
+    throw new Refused(`${platform} does not support ${feature} (spectrum-ts 12.8.0)`);
+  }
+}
+
+// Stand-ins for messages known by id only: reply, reaction, edit and unsend take
+// a Message object, of which every provider reads only the id and content type.
+const inbound = (id) => ({ id: String(id), content: { type: "text", text: "" }, direction: "inbound", isFromMe: false });
+const outbound = (id) => ({ id: String(id), content: { type: "text", text: "" }, direction: "outbound", isFromMe: true });
+
+function emoji(value) {
+  if (!/^[A-Za-z][A-Za-z0-9]*$/.test(value)) return value; // an emoji already
+  if (!Object.hasOwn(sdk.Emoji, value)) throw new Refused(`unknown reaction name ${JSON.stringify(value)}`);
+  return sdk.Emoji[value];
+}
+
+// A stored reply (plain data from Python) as the SDK's content.
+function build(content) {
+  switch (content.type) {
+    case "text":
+      return sdk.text(content.text);
+    case "markdown":
+      return sdk.markdown(content.markdown);
+    case "richlink":
+      return sdk.richlink(content.url);
+    case "file":
+    case "voice": {
+      const source = content.url ? new URL(content.url) : content.path;
+      const options = { name: content.name, mimeType: content.mimeType };
+      if (content.type === "file") return sdk.attachment(source, options);
+      return sdk.voice(source, { ...options, duration: content.duration ?? undefined });
+    }
+    case "contact":
+      return sdk.contact({
+        name: { formatted: content.name },
+        phones: (content.phones ?? []).map((value) => ({ value })),
+        emails: (content.emails ?? []).map((value) => ({ value })),
+      });
+    case "reply":
+      return sdk.reply(build(content.content), inbound(content.target));
+    case "reaction":
+      return sdk.reaction(emoji(content.emoji), inbound(content.target));
+    case "edit":
+      return sdk.edit(sdk.text(content.text), outbound(content.target));
+    case "unsend":
+      return sdk.unsend(outbound(content.target));
+    default:
+      throw new Refused(`unknown reply kind ${JSON.stringify(content.type)}`);
+  }
+}
+
+function check(space, content) {
+  supported(content.type, space?.platform);
+  if (content.type === "reply") supported(content.content?.type, space?.platform);
 }
 
 async function deliver(handle, content, key) {
-  if (TEST_SENDS) {
-    if (TEST_DELAY_MS) await new Promise((resolve) => setTimeout(resolve, TEST_DELAY_MS));
-    appendFileSync(TEST_SENDS, `${JSON.stringify({ key, space: handle.id, content })}\n`);
-    return { message_id: `test-${key}` };
+  const built = build(content);
+  if (TEST_SENDS) return await record(handle, content, key, built);
+  const store = {};
+  const sent = await sending.run(store, () => handle.send(built));
+  if (store.unsupported) throw new Refused(store.unsupported.replace(/; skipping\.$/, ""));
+  return { message_id: sent?.id ?? null };
+}
+
+async function record(handle, content, key, built) {
+  const made = await built.build(); // the SDK's own checks: a missing file, a bad MIME type ...
+  if (TEST_DELAY_MS) await new Promise((resolve) => setTimeout(resolve, TEST_DELAY_MS));
+  const entry = { key, kind: content.type, space: handle.id, content };
+  if (made.type === "reaction" || made.type === "reply") entry.built = JSON.parse(JSON.stringify(made));
+  if (typeof made.read === "function") {
+    const bytes = await made.read();
+    entry.file = { size: bytes.length, sha256: createHash("sha256").update(bytes).digest("hex") };
   }
-  if (content.type === "text") {
-    const sent = await handle.send(text(content.text));
-    return { message_id: sent?.id ?? null };
+  appendFileSync(TEST_SENDS, `${JSON.stringify(entry)}\n`);
+  return { message_id: `test-${key}` };
+}
+
+// "typing...": started and stopped through the SDK, stopped on the way out (and
+// after two minutes whatever happens), so it is never left on.
+const typing = new Map(); // space id -> timer that stops it
+async function setTyping({ space, on }) {
+  const handle = await spaceHandle(space);
+  clearTimeout(typing.get(handle.id));
+  typing.delete(handle.id);
+  if (on) typing.set(handle.id, setTimeout(() => setTyping({ space, on: false }).catch(() => {}), 120_000));
+  if (TEST_SENDS) appendFileSync(TEST_SENDS, `${JSON.stringify({ typing: on, space: handle.id })}\n`);
+  else if (on) await handle.startTyping();
+  else await handle.stopTyping();
+  return {};
+}
+
+// The bytes of an attachment the bot received, written to a private file in the
+// folder Python chose (not sent down the pipe: it may be megabytes).
+async function fetchAttachment({ space, attachment: id, max_bytes: maxBytes, dir }) {
+  supported("attachment", space?.platform);
+  let bytes;
+  if (TEST_ATTACHMENTS) {
+    bytes = readFileSync(`${TEST_ATTACHMENTS}/${encodeURIComponent(id)}`);
+  } else {
+    const found = await providers.imessage(app).getAttachment(id, space.phone ?? undefined);
+    if (!found) throw new Refused(`attachment ${JSON.stringify(id)} not found`);
+    if (found.size > maxBytes) throw new Refused(`attachment of ${found.size} bytes, over ${maxBytes}`);
+    bytes = await found.read();
   }
-  if (content.type === "reaction") {
-    const target = await handle.getMessage(content.target);
-    if (!target) throw new Error(`message ${content.target} not found in space ${handle.id}`);
-    await target.react(content.emoji);
-    return { message_id: null };
-  }
-  throw new Error(`unsupported content type ${JSON.stringify(content.type)}`);
+  if (bytes.length > maxBytes) throw new Refused(`attachment of ${bytes.length} bytes, over ${maxBytes}`);
+  const path = `${dir}/${randomUUID()}`;
+  writeFileSync(path, bytes, { mode: 0o600 });
+  return { path, size: bytes.length };
 }
 
 // The journal of sent replies, shared by every bridge on this machine: one file a
@@ -199,6 +337,7 @@ function send({ key, space, content }) {
     if (noted.has(key)) return Promise.resolve(noted.get(key));
   }
   const promise = (async () => {
+    check(space, content ?? {}); // refused before anything else is tried
     const result = await deliver(await spaceHandle(space), content ?? {}, key);
     if (key && JOURNAL_DIR) noteSent(key, result);
     return result;
@@ -216,7 +355,7 @@ function send({ key, space, content }) {
   return promise;
 }
 
-const OPS = { send, ping: async () => ({ pong: true }) };
+const OPS = { send, typing: setTyping, attachment: fetchAttachment, ping: async () => ({ pong: true }) };
 
 const running = new Set();
 async function handle(line) {
@@ -236,7 +375,8 @@ async function handle(line) {
     write({ id, ok: true, result: await OPS[op](request) });
   } catch (error) {
     console.error(`bridge: ${op} failed space_id=${JSON.stringify(request.space?.id)}: ${describe(error)}`);
-    write({ id, ok: false, error: describe(error), retry: transient(error) });
+    const permanent = error instanceof Refused;
+    write({ id, ok: false, error: describe(error), retry: !permanent && transient(error), permanent });
   }
 }
 
@@ -257,6 +397,11 @@ async function shutdown() {
   stopping = true;
   lines.close();
   if (running.size) console.error(`bridge: stopping with ${running.size} request(s) unanswered`);
+  // Nobody is left to say stop: "typing..." must not stay on after the app has gone.
+  await Promise.race([
+    Promise.allSettled([...typing.keys()].map((id) => setTyping({ space: spaceOf.get(id), on: false }))),
+    new Promise((resolve) => setTimeout(resolve, 1000)),
+  ]);
   const stopped = app.stop?.().catch((error) => console.error(`bridge: stop failed: ${describe(error)}`));
   await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 2000))]);
   process.exit(0);

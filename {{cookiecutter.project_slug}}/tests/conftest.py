@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import socket
 import subprocess
@@ -11,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fake_spectrum import FakeSpectrum
+from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
@@ -149,3 +151,74 @@ def post(client: FlaskClient) -> Post:
         return client.post(WEBHOOK_PATH, data=body, headers=signed)
 
     return post
+
+
+# -- the reply bridge (tests of projects generated with it) ------------------------
+
+
+@pytest.fixture(scope="session")
+def bridge_dir() -> Path:
+    """bridge/ with its node_modules, installed from the lock file if missing."""
+    from {{ cookiecutter.package_name }}.config import DEFAULT_BRIDGE_DIR
+
+    if not (DEFAULT_BRIDGE_DIR / "node_modules" / "spectrum-ts").is_dir():
+        npm = shutil.which("npm")
+        assert npm, "node is installed but npm is not: install npm to test the reply bridge"
+        done = subprocess.run(
+            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+            cwd=DEFAULT_BRIDGE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, f"npm ci failed in bridge/:\n{done.stderr[-3000:]}"
+    return DEFAULT_BRIDGE_DIR
+
+
+@pytest.fixture
+def sends(tmp_path: Path) -> Path:
+    """Where the bridge's test mode records each hand-over to the platform."""
+    return tmp_path / "sends.jsonl"
+
+
+def sent(sends: Path) -> list[dict]:
+    if not sends.exists():
+        return []
+    return [json.loads(line) for line in sends.read_text().splitlines()]
+
+
+@pytest.fixture
+def node_env(fake: FakeSpectrum, sends: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SPECTRUM_CLOUD_URL": fake.url,
+        "SPECTRUM_PROJECT_ID": PROJECT_ID,
+        "SPECTRUM_PROJECT_SECRET": PROJECT_SECRET,
+        "SPECTRUM_BRIDGE_TEST_SENDS": str(sends),
+        "SPECTRUM_BRIDGE_JOURNAL_DIR": str(sends.parent / "journal"),
+        "LOG_LEVEL": "warn",
+    }
+
+
+@pytest.fixture
+def start_bridge(bridge_dir: Path, node_env: dict[str, str]) -> Iterator:
+    """Start real bridge.mjs processes (with the SDK) against the stand-in cloud."""
+    from {{ cookiecutter.package_name }}.bridge import Bridge
+
+    started: list = []
+
+    def start(**env: str):
+        node = shutil.which("node")
+        assert node, "node is not on PATH"
+        bridge = Bridge(
+            [node, str(bridge_dir / "bridge.mjs")],
+            cwd=bridge_dir,
+            env={**node_env, **env},
+            timeout=20,
+        )
+        started.append(bridge)
+        return bridge
+
+    yield start
+    for bridge in started:
+        bridge.close()

@@ -169,7 +169,7 @@ def test_replies_are_checked() -> None:
     bot.on(Attachment)(lambda ctx, content: [1])
     chat = Conversation(bot)
     assert chat.send("x") == ["one", React("👍"), "two"]
-    with pytest.raises(TypeError, match="returned int: return a str, a React"):
+    with pytest.raises(TypeError, match=r"returned 'int', which is not a reply: return a str, one"):
         chat.send({"type": "attachment"})
 
 

@@ -16,7 +16,8 @@ import pytest
 from {{ cookiecutter.package_name }}.bridge import Bridge, BridgeError, BridgeSender
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.events import Space
-from {{ cookiecutter.package_name }}.sending import DryRunSender, choose_sender
+from {{ cookiecutter.package_name }}.handling import choose_sender
+from {{ cookiecutter.package_name }}.sending import DryRunSender
 
 FAKE = [sys.executable, str(Path(__file__).with_name("fake_bridge.py"))]
 SPACE = Space(id="any;-;+15550100", platform="iMessage", phone="+15551234567")

@@ -19,12 +19,15 @@ import pytest
 from conftest import listening, redis_arguments, unused_port
 
 from {{ cookiecutter.package_name }}.botkit import Bot, Context
-from {{ cookiecutter.package_name }}.events import Space, Text
+from {{ cookiecutter.package_name }}.events import Attachment, Space, Text
+from {{ cookiecutter.package_name }}.handling import Tools
 from {{ cookiecutter.package_name }}.inbox.contract import InboxUnavailable
 from {{ cookiecutter.package_name }}.inbox.sqlite_runner import BotThreads
 from {{ cookiecutter.package_name }}.inbox.sqlite_store import SQLiteInbox
-from {{ cookiecutter.package_name }}.samples import encode, text_delivery
-from {{ cookiecutter.package_name }}.sending import SenderUnavailable
+from {{ cookiecutter.package_name }}.outbox import Outbox
+from {{ cookiecutter.package_name }}.replies import Edit, Files, Later, React, Say, Unsend
+from {{ cookiecutter.package_name }}.samples import delivery, encode, text_delivery
+from {{ cookiecutter.package_name }}.sending import SenderUnavailable, SendRefused
 
 HAS_REDIS = importlib.util.find_spec("{{ cookiecutter.package_name }}.inbox.redis_store") is not None
 BACKENDS = ["sqlite", "redis"] if HAS_REDIS else ["sqlite"]
@@ -39,17 +42,31 @@ class Sender:
     def __init__(self) -> None:
         self.failures: dict[str, int] = {}
         self.outage = 0  # sends refused as "unavailable" before it comes back
+        self.refuse: set[str] = set()  # kinds the platform cannot do at all
         self.sent: list[str] = []
+        self.contents: list[tuple[str, dict]] = []  # (space id, content) of each send
+        self.typing_calls: list[bool] = []
+        self.attachments: dict[str, bytes] = {}
 
     def send(self, space: Space, content: dict, key: str) -> dict:
         if self.outage > 0:
             self.outage -= 1
             raise Restarting("the bridge failed recently; next start in 0.0s")
-        if self.failures.get(content["text"], 0) > 0:
-            self.failures[content["text"]] -= 1
+        if content["type"] in self.refuse:
+            raise SendRefused(f"WhatsApp does not support {content['type']}")
+        text = content.get("text", "")
+        if self.failures.get(text, 0) > 0:
+            self.failures[text] -= 1
             raise ConnectionError("bridge exited")
-        self.sent.append(content["text"])
-        return {"mode": self.mode, "key": key}
+        self.sent.append(text)
+        self.contents.append((space.id, content))
+        return {"mode": self.mode, "key": key, "message_id": f"sent-{key}"}
+
+    def typing(self, space: Space, on: bool) -> None:
+        self.typing_calls.append(on)
+
+    def fetch(self, space: Space, attachment_id: str, max_bytes: int) -> bytes:
+        return self.attachments[attachment_id]
 
     def close(self) -> None:
         pass
@@ -79,7 +96,7 @@ class Backend:
     name: str
     inbox: object
 
-    def process(self, scenario: Scenario) -> None:
+    def process(self, scenario: Scenario, typing_after: float = 0) -> None:
         """Work until nothing is left to do now (retries included)."""
         raise NotImplementedError
 
@@ -100,10 +117,18 @@ class SQLiteBackend(Backend):
         self.path = tmp_path / "inbox.sqlite3"
         self.inbox = SQLiteInbox(self.path)
 
-    def process(self, scenario: Scenario) -> None:
-        worker = BotThreads(self.inbox, scenario.bot, scenario.sender, max_attempts=ATTEMPTS)
+    def process(self, scenario: Scenario, typing_after: float = 0) -> None:
+        tools = Tools(
+            scenario.bot, scenario.sender, Files(self.path.parent / "files"), typing_after
+        )
+        worker = BotThreads(
+            self.inbox, scenario.bot, scenario.sender, max_attempts=ATTEMPTS, tools=tools
+        )
         while True:
-            self.inbox._run("UPDATE inbox SET available_at = 0 WHERE state = 'pending'")
+            # Retries now, rather than after their backoff (messages sent later keep their time).
+            self.inbox._run(
+                "UPDATE inbox SET available_at = 0 WHERE state = 'pending' AND outcome IS NOT NULL"
+            )
             if not worker.process_one():
                 return
 
@@ -126,18 +151,22 @@ class RedisBackend(Backend):
         from {{ cookiecutter.package_name }}.inbox.redis_store import RedisInbox
 
         self.url = url
+        self.files = Path(tempfile.mkdtemp()) / "files"
         # No pause between retries here: RQ requeues at once without its scheduler.
         self.inbox = RedisInbox(url, max_attempts=ATTEMPTS, retry_intervals=[0])
         self.inbox.connection.flushdb()
 
-    def process(self, scenario: Scenario) -> None:
+    def process(self, scenario: Scenario, typing_after: float = 0) -> None:
         from {{ cookiecutter.package_name }}.inbox import redis_runner
 
-        tools = redis_runner.JobTools(scenario.bot, scenario.sender, self.inbox)
+        tools = redis_runner.JobTools(
+            Tools(scenario.bot, scenario.sender, Files(self.files), typing_after), self.inbox
+        )
         worker = redis_runner.BotWorker(
             [self.inbox.queue], connection=self.inbox.connection, tools=tools
         )
-        worker.work(burst=True, logging_level="WARNING")
+        # The scheduler queues what was due by now (messages the bot sends later).
+        worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
 
     def another_process(self) -> object:
         from {{ cookiecutter.package_name }}.inbox.redis_store import RedisInbox
@@ -329,6 +358,103 @@ def test_a_parked_message_does_not_hold_its_conversation_up(backend: Backend) ->
     assert backend.inbox.replay("a1")
     backend.process(counting)
     assert counting.sender.sent == ["a2 is number 1", "a1 is number 2"]
+
+
+class Kinds:
+    """A bot that answers each text with the reply kind it names."""
+
+    def __init__(self, replies: dict[str, object]) -> None:
+        self.bot, self.sender, self.runs = Bot(), Sender(), []
+
+        @self.bot.on(Text)
+        def answer(ctx: Context, content: Text) -> object:
+            self.runs.append(content.text)
+            reply = replies[content.text]
+            return reply(ctx) if callable(reply) else reply
+
+        @self.bot.on(Attachment, typing=False)
+        def size(ctx: Context, content: Attachment) -> str:
+            return f"{len(ctx.read(content))} bytes"
+
+
+def test_a_tagged_reply_is_edited_and_unsent_by_its_tag(backend: Backend) -> None:
+    kinds = Kinds(
+        {
+            "start": Say("working", tag="status"),
+            "done": Edit("status", "finished"),
+            "gone": lambda ctx: [f"it was {ctx.sent('status')}", Unsend("status")],
+        }
+    )
+    accept_in(backend, "chat-a", "start", "done", "gone")
+    backend.process(kinds)
+    assert [content for _, content in kinds.sender.contents] == [
+        {"type": "text", "text": "working", "tag": "status"},
+        {"type": "edit", "target": "sent-start#0", "text": "finished"},  # its platform id
+        {"type": "text", "text": "it was sent-start#0"},
+        {"type": "unsend", "target": "sent-start#0"},
+    ]
+
+
+def test_later_replies_are_sent_in_their_time_once(backend: Backend) -> None:
+    kinds = Kinds({"remind": ["noted", Later(0.6, "time to stretch")]})
+    accept_in(backend, "chat-a", "remind")
+    backend.process(kinds)
+    assert kinds.sender.sent == ["noted"]
+    assert backend.inbox.status("later:remind#1").state == "pending"  # kept in the inbox
+    time.sleep(0.7)
+    backend.process(kinds)
+    backend.process(kinds)
+    assert kinds.sender.sent == ["noted", "time to stretch"]
+    assert kinds.runs == ["remind"]
+
+
+def test_the_bot_starts_a_message_once_per_key(backend: Backend, tmp_path: Path) -> None:
+    outbox = Outbox(backend.inbox, Files(tmp_path / "files"))
+    for _ in range(3):  # a retried job, a double click
+        outbox.send("any;-;+15550199", "your order shipped", key="order-42")
+    kinds = Kinds({})
+    backend.process(kinds)
+    assert kinds.sender.contents == [
+        ("any;-;+15550199", {"type": "text", "text": "your order shipped"})
+    ]
+    with pytest.raises(TypeError, match="React outside a handler needs to= a message id"):
+        outbox.send("any;-;+15550199", React("👍"))
+
+
+def test_what_the_platform_cannot_do_is_parked_at_once(backend: Backend) -> None:
+    kinds = Kinds({"edit": Edit("x", "y")})
+    kinds.sender.refuse = {"edit"}
+    accept_in(backend, "chat-a", "edit")
+    backend.process(kinds)
+    status = backend.inbox.status("edit")
+    assert (status.state, status.attempts) == ("failed", 1)  # no use trying again
+    assert "refused: WhatsApp does not support edit" in status.outcome["error"]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_typing_shows_while_a_slow_handler_runs_and_always_stops(
+    backend: Backend, fails: bool
+) -> None:
+    def slow(ctx: Context) -> str:
+        time.sleep(0.3)
+        if fails:
+            raise RuntimeError("after a while")
+        return "done"
+
+    kinds = Kinds({"slow": slow, "quick": "done"})
+    accept_in(backend, "chat-a", "quick", "slow")
+    backend.process(kinds, typing_after=0.1)
+    assert kinds.sender.typing_calls[:2] == [True, False]  # the quick one showed none
+    assert kinds.sender.typing_calls.count(True) == kinds.sender.typing_calls.count(False)
+
+
+def test_a_handler_reads_the_attachment_it_got(backend: Backend) -> None:
+    kinds = Kinds({})
+    kinds.sender.attachments = {"A1": b"12345"}
+    photo = {"type": "attachment", "id": "A1", "name": "p.png", "mimeType": "image/png"}
+    backend.inbox.accept("m-1", encode(delivery(photo, message_id="m-1")).decode())
+    backend.process(kinds, typing_after=0.0)
+    assert kinds.sender.sent == ["5 bytes"]
 
 
 def test_unavailable_storage_raises_then_recovers(backend: Backend, tmp_path: Path) -> None:

@@ -11,10 +11,11 @@ import pytest
 from {{ cookiecutter.package_name }}.botkit import Bot, Context, React
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.events import Space, Text
+from {{ cookiecutter.package_name }}.handling import choose_sender
 from {{ cookiecutter.package_name }}.inbox.sqlite_runner import BotThreads
 from {{ cookiecutter.package_name }}.inbox.sqlite_store import SQLiteInbox
 from {{ cookiecutter.package_name }}.samples import encode, text_delivery
-from {{ cookiecutter.package_name }}.sending import DryRunSender, choose_sender
+from {{ cookiecutter.package_name }}.sending import DryRunSender
 
 
 class FlakySender:

@@ -30,7 +30,6 @@ import pytest
 from conftest import Post
 from flask import Flask
 
-from {{ cookiecutter.package_name }}.config import DEFAULT_BRIDGE_DIR
 from {{ cookiecutter.package_name }}.events import (
     Album,
     Attachment,
@@ -63,24 +62,6 @@ TYPED = {
     "reply": ThreadReply,
     "group": Album,
 }
-
-
-@pytest.fixture(scope="session")
-def bridge_dir() -> Path:
-    """bridge/ with its node_modules, installed from the lock file if missing (as in
-    test_bridge_node.py): the SDK's schema is one of its packages."""
-    if not (DEFAULT_BRIDGE_DIR / "node_modules" / "spectrum-ts").is_dir():
-        npm = shutil.which("npm")
-        assert npm, "node is installed but npm is not: install npm to test the reply bridge"
-        done = subprocess.run(
-            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
-            cwd=DEFAULT_BRIDGE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert done.returncode == 0, f"npm ci failed in bridge/:\n{done.stderr[-3000:]}"
-    return DEFAULT_BRIDGE_DIR
 
 
 # -- the deliveries ------------------------------------------------------------

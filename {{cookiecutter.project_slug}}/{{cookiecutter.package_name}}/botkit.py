@@ -13,31 +13,30 @@ none does. Registering a route that can never run, because one before it takes
 every message it would, fails at import with a message saying which.
 
 A handler gets a `Context` (the message, its conversation's `state`, the attempt
-number) and returns its replies: a text, `React("❤️")`, a list of these, or None.
+number) and returns its replies: a text, or any value of `replies.py` (React,
+Markdown, File, Threaded, Later ...), a list of them, or None. Once a handler
+has taken a second (SPECTRUM_TYPING_AFTER), the chat shows "typing..." until it
+returns; `typing=False` on a route turns that off for its handler.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 import shlex
 from collections.abc import Callable, Collection, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .events import ChatKind, Content, Message, Sender, Space, Text
+from .events import Attachment, ChatKind, Content, Message, Sender, Space, Text, Voice
+from .replies import Files, React, Reply, to_contents
 from .state import State, Transaction, conversation_scope, sender_scope
 
+__all__ = ["Bot", "Command", "Context", "React", "Reply"]
 
-@dataclass(frozen=True)
-class React:
-    """A reply that reacts to the message being handled, e.g. `React("❤️")`."""
-
-    emoji: str
-
-
-Reply = str | React
 Handler = Callable[["Context", Any], Reply | Iterable[Reply] | None]
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -63,12 +62,39 @@ class Command:
 class Context:
     """One message being handled, and what its handler may use."""
 
-    def __init__(self, message: Message, transaction: Transaction, attempt: int = 1) -> None:
+    def __init__(
+        self,
+        message: Message,
+        transaction: Transaction,
+        attempt: int = 1,
+        *,
+        fetch: Callable[[str], bytes] | None = None,
+    ) -> None:
         self.message = message
         self.attempt = attempt  # 1 the first time; more after a failure or a crash
         self.state = State(transaction, conversation_scope(message))
         self.sender_state = State(transaction, sender_scope(message))
         self.transaction = transaction
+        self._fetch = fetch
+
+    def read(self, content: Attachment | Voice) -> bytes:
+        """The bytes of an attachment or voice note received (Spectrum sends only its id).
+
+        Fetched through the SDK (iMessage only in spectrum-ts 12.8.0), at most
+        SPECTRUM_ATTACHMENT_MAX_BYTES.
+        """
+        if not isinstance(content, Attachment | Voice) or not content.id:
+            raise TypeError(f"ctx.read takes an Attachment or Voice with an id, not {content!r}")
+        if self._fetch is None:
+            raise RuntimeError(
+                "no way to fetch attachments here (Conversation(files=...) in tests)"
+            )
+        return self._fetch(content.id)
+
+    def sent(self, tag: str) -> str | None:
+        """The platform id of the last message sent with this tag in this conversation."""
+        found = self.state.get(f"@sent:{tag}")
+        return str(found) if found is not None else None
 
     @property
     def content(self) -> Content:
@@ -146,6 +172,7 @@ class Route:
     commands: frozenset[str] = frozenset()
     pattern: re.Pattern[str] | None = None
     types: tuple[type[Content], ...] = ()
+    typing: bool = True  # show "typing..." while a slow handler runs
 
     @property
     def takes(self) -> str:
@@ -257,11 +284,12 @@ class Bot:
         return handler
 
     def _register(self, filters: dict[str, Any], **key: Any) -> Callable[[H], H]:
+        typing = filters.pop("typing", True)
         parsed = _filters(**filters)
 
         def register(handler: H) -> H:
             _check_handler(handler)
-            route = Route(handler, parsed, **key)
+            route = Route(handler, parsed, typing=bool(typing), **key)
             for earlier in self.routes:
                 if earlier.shadows(route):
                     raise ValueError(
@@ -275,39 +303,33 @@ class Bot:
 
         return register
 
-    def route(self, ctx: Context) -> tuple[Handler, Any] | None:
-        """The handler this message goes to, and what it gets; None if none takes it."""
+    def route(self, ctx: Context) -> tuple[Handler, Any, bool] | None:
+        """The handler this message goes to, what it gets, and whether "typing..." may show."""
         for route in self.routes:
             taken, found = route.match(ctx)
             if taken:
-                return route.handler, found
+                return route.handler, found, route.typing
         if self.fallback is not None:
-            return self.fallback, ctx.content
+            return self.fallback, ctx.content, True
         return None
 
-    def handle(self, ctx: Context) -> list[dict[str, str]]:
-        """Run the handler the message goes to; its replies as content for the sender."""
+    def handle(
+        self,
+        ctx: Context,
+        files: Files,
+        typing: Callable[[], AbstractContextManager[object]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run the handler the message goes to; its replies as plain data for the inbox."""
         chosen = self.route(ctx)
         if chosen is None:
             return []
-        handler, found = chosen
-        result = handler(ctx, found)
-        if result is None:
-            return []
-        replies = [result] if isinstance(result, str | React) else list(result)
-        return [to_content(r, ctx.message, handler) for r in replies if r]
-
-
-def to_content(reply: Any, message: Message, handler: Handler) -> dict[str, str]:
-    """A reply as plain data: it is stored before it is sent, and sent by Node."""
-    if isinstance(reply, str):
-        return {"type": "text", "text": reply}
-    if isinstance(reply, React):
-        return {"type": "reaction", "emoji": reply.emoji, "target": message.id}
-    raise TypeError(
-        f"handler {handler.__name__} returned {type(reply).__name__}: "
-        "return a str, a React, a list of them, or None"
-    )
+        handler, found, shows_typing = chosen
+        with typing() if typing and shows_typing else contextlib.nullcontext():
+            result = handler(ctx, found)
+        try:
+            return to_contents(result, ctx.message.id, files)
+        except TypeError as exc:
+            raise TypeError(f"handler {_where(handler)} returned {exc}") from None
 
 
 def _filters(

@@ -15,6 +15,7 @@ import itertools
 import logging
 import os
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -24,9 +25,22 @@ from typing import Any
 
 from .config import SIGNING_SECRET_ENV, Settings
 from .events import Space
-from .node_process import BridgeError, BridgeUnavailable, NodeProcess, Supervisor
+from .node_process import (
+    BridgeError,
+    BridgeRefused,
+    BridgeUnavailable,
+    NodeProcess,
+    Supervisor,
+)
 
-__all__ = ["Bridge", "BridgeError", "BridgeSender", "BridgeUnavailable", "bridge_sender"]
+__all__ = [
+    "Bridge",
+    "BridgeError",
+    "BridgeRefused",
+    "BridgeSender",
+    "BridgeUnavailable",
+    "bridge_sender",
+]
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +96,10 @@ class Bridge:
         current = self.process.current
         return current.pid if current is not None else None
 
-    def request(self, op: str, **fields: Any) -> dict[str, Any]:
+    def request(self, op: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
         """Send one request and wait for its answer; raise BridgeError unless it is ok."""
-        proc = self.process.running(deadline=time.monotonic() + self.timeout)
+        timeout = timeout or self.timeout
+        proc = self.process.running(deadline=time.monotonic() + timeout)
         request_id = next(self._ids)
         pending = _Pending(proc)
         with self._lock:
@@ -98,20 +113,23 @@ class Bridge:
             raise
 
         sent_at = time.monotonic()
-        if not pending.done.wait(self.timeout):
+        if not pending.done.wait(timeout):
             self._forget(request_id)
             # A slow send while other answers keep coming is the platform's business;
             # a process that has said nothing at all since this request went out is stuck.
             if proc.last_heard < sent_at and not proc.exited:
-                self.process.kill(proc, f"silent for {self.timeout:g}s")
-            raise BridgeUnavailable(f"no answer from the bridge within {self.timeout:g}s")
+                self.process.kill(proc, f"silent for {timeout:g}s")
+            raise BridgeUnavailable(f"no answer from the bridge within {timeout:g}s")
         if pending.error is not None:
             raise BridgeUnavailable(pending.error)
         assert pending.answer is not None
         if not pending.answer.get("ok"):
             error = str(pending.answer.get("error") or "the bridge refused the request")
-            # The platform throttled us or is down (the bridge says so): the message waits.
-            raise BridgeUnavailable(error) if pending.answer.get("retry") else BridgeError(error)
+            if pending.answer.get("retry"):  # the platform throttled us or is down: wait
+                raise BridgeUnavailable(error)
+            if pending.answer.get("permanent"):  # the platform cannot do it at all
+                raise BridgeRefused(error)
+            raise BridgeError(error)
         result = pending.answer.get("result")
         return result if isinstance(result, dict) else {}
 
@@ -152,23 +170,51 @@ class BridgeSender:
 
     mode = "bridge"
 
-    def __init__(self, bridge: Bridge) -> None:
+    def __init__(
+        self, bridge: Bridge, incoming: Path | None = None, fetch_timeout: float = 60.0
+    ) -> None:
         self.bridge = bridge
+        # Where the bridge leaves fetched attachments for us: this user's only.
+        self.incoming = incoming or Path(tempfile.mkdtemp(prefix="spectrum-incoming-"))
+        self.fetch_timeout = fetch_timeout
 
     def send(self, space: Space, content: dict[str, Any], key: str) -> dict[str, Any]:
-        result = self.bridge.request(
-            "send",
-            key=key,
-            space={"id": space.id, "platform": space.platform, "phone": space.phone},
-            content=content,
-        )
+        result = self.bridge.request("send", key=key, space=_where(space), content=content)
         return {"mode": self.mode, **result}
+
+    def typing(self, space: Space, on: bool) -> None:
+        self.bridge.request("typing", space=_where(space), on=on)
+
+    def fetch(self, space: Space, attachment_id: str, max_bytes: int) -> bytes:
+        """The attachment's bytes, which Node writes to a private file rather than the pipe.
+
+        A file keeps the JSON-lines channel small whatever the size (bench/attachments.py
+        compares it with base64 in the answer itself).
+        """
+        self.incoming.mkdir(mode=0o700, parents=True, exist_ok=True)
+        result = self.bridge.request(
+            "attachment",
+            timeout=self.fetch_timeout,
+            space=_where(space),
+            attachment=attachment_id,  # not "id": that is the request's own
+            max_bytes=max_bytes,
+            dir=str(self.incoming),
+        )
+        path = Path(result["path"])
+        try:
+            return path.read_bytes()
+        finally:
+            path.unlink(missing_ok=True)
 
     def warm_up(self) -> None:
         self.bridge.request("ping")  # starts the process, and so the SDK, if need be
 
     def close(self) -> None:
         self.bridge.close()
+
+
+def _where(space: Space) -> dict[str, Any]:
+    return {"id": space.id, "platform": space.platform, "phone": space.phone}
 
 
 # What Node and the SDK read from the environment: the SDK's own SPECTRUM_*
@@ -218,4 +264,5 @@ def bridge_sender(settings: Settings) -> tuple[BridgeSender | None, str]:
         env=env,
         timeout=settings.reply_timeout,
     )
-    return BridgeSender(bridge), f"through the spectrum-ts bridge ({settings.providers})"
+    sender = BridgeSender(bridge, settings.instance_dir / "incoming")
+    return sender, f"through the spectrum-ts bridge ({settings.providers})"

@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import BinaryIO
 
 import click
@@ -22,7 +23,9 @@ from flask.cli import AppGroup, with_appcontext
 from .config import SIGNING_SECRET_ENV, WEBHOOK_PATH
 from .inbox.contract import Inbox, InboxUnavailable, storable
 from .management import APIError
+from .outbox import Outbox
 from .registrations import Registrations, management_api, require_https
+from .replies import File, Files
 from .runtime import runtime
 from .samples import encode, text_delivery
 from .verify import signed_headers
@@ -164,6 +167,47 @@ def sign_command(body_file: BinaryIO, timestamp: int | None, url: str | None) ->
     source = "@-" if name == "<stdin>" else f"@{shlex.quote(name)}"
     target = shlex.quote(app_url(url))
     click.echo(f"\ncurl -sS -X POST {flags} --data-binary {source} {target}", err=True)
+
+
+@spectrum.command("send")
+@click.argument("space_id")
+@click.argument("text", required=False)
+@click.option(
+    "--file",
+    "paths",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file or image to send (several may be given).",
+)
+@click.option("--platform", default="iMessage", show_default=True)
+@click.option("--phone", default=None, help="The iMessage line to send from, if several.")
+@click.option("--in", "delay", type=Seconds(), default=0.0, help="Send after this many seconds.")
+@click.option("--key", default=None, help="Send once, however often this runs with the key.")
+def send_command(
+    space_id: str,
+    text: str | None,
+    paths: tuple[Path, ...],
+    platform: str,
+    phone: str | None,
+    delay: float,
+    key: str | None,
+) -> None:
+    """Send a message the bot starts, to SPACE_ID: stored, then sent by the app's runner."""
+    if not (text or paths):
+        raise click.UsageError("give a TEXT to send, a --file, or both")
+    current = runtime()
+    outbox = Outbox(current.inbox, Files(current.settings.instance_dir / "files"))
+    replies = ([text] if text else []) + [File(path) for path in paths]
+    try:
+        message_id = outbox.send(
+            space_id, *replies, platform=platform, phone=phone, delay=delay, key=key
+        )
+    except InboxUnavailable as exc:
+        raise click.ClickException(f"the inbox is unavailable: {exc}") from None
+    except TypeError as exc:  # a file of no known type
+        raise click.ClickException(str(exc)) from None
+    when = f" in {delay:g}s" if delay else ""
+    click.echo(f"stored {storable(message_id)}: the app's runner sends it{when}")
 
 
 webhooks = AppGroup("webhooks", help="Register, list and delete this project's Spectrum webhooks.")

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
-from dotenv import load_dotenv
+
+from .envfile import load_env_file
 
 WEBHOOK_PATH = "{{ cookiecutter.webhook_path }}"
 SIGNING_SECRET_ENV = "{{ cookiecutter.signing_secret_env }}"
@@ -74,6 +75,9 @@ class Settings:
     bridge_dir: Path = DEFAULT_BRIDGE_DIR
     journal_dir: Path | None = None  # default: instance_dir
     reply_timeout: int = 15
+    # "typing..." shows once a handler has run this long (0: never).
+    typing_after: float = 1.0
+    attachment_max_bytes: int = 25 * 1024 * 1024  # what ctx.read() fetches at most
     # The management API, for `flask spectrum webhooks ...` and the tunnel.
     api_url: str = DEFAULT_API_URL
     # The tunnel (development only).
@@ -84,7 +88,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         if environ is None:
-            load_dotenv(Path.cwd() / ".env", override=False)
+            load_env_file(Path.cwd() / ".env")
             environ = os.environ
         instance_dir = environ.get("SPECTRUM_INSTANCE_DIR", "").strip()
         inbox_path = environ.get("SPECTRUM_INBOX_PATH", "").strip()
@@ -116,6 +120,10 @@ class Settings:
             bridge_dir=Path(environ.get("SPECTRUM_BRIDGE_DIR") or cls.bridge_dir),
             journal_dir=Path(journal_dir) if journal_dir else None,
             reply_timeout=_positive_int(environ, "SPECTRUM_REPLY_TIMEOUT", cls.reply_timeout),
+            typing_after=_seconds(environ, "SPECTRUM_TYPING_AFTER", cls.typing_after),
+            attachment_max_bytes=_positive_int(
+                environ, "SPECTRUM_ATTACHMENT_MAX_BYTES", cls.attachment_max_bytes
+            ),
             api_url=_url(environ, "SPECTRUM_API_URL", cls.api_url),
             ngrok_authtoken=environ.get(NGROK_TOKEN_ENV, "").strip(),
             ngrok_domain=environ.get("NGROK_DOMAIN", "").strip(),
@@ -210,6 +218,19 @@ def _order(value: str) -> bool:
     if value not in ("", "conversation", "none"):
         raise ConfigError(f"SPECTRUM_ORDER must be 'conversation' or 'none', got {value!r}.")
     return value != "none"
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 3600:  # also refuses nan and inf
+        raise ConfigError(f"{name} must be a number of seconds (0 turns it off), got {raw!r}.")
+    return value
 
 
 def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:

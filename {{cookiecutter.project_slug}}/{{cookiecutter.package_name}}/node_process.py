@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from .sending import SenderUnavailable
+from .sending import SenderUnavailable, SendRefused
 
 log = logging.getLogger(__name__)
 # What Node itself writes (the SDK's own log lines among it), under the bridge's name.
@@ -29,6 +29,10 @@ node_log = logging.getLogger(f"{__package__}.bridge.node")
 
 class BridgeError(Exception):
     """A request the bridge did not confirm: failed, timed out, or the process died."""
+
+
+class BridgeRefused(BridgeError, SendRefused):
+    """The bridge says the platform cannot do this (edit on WhatsApp ...): never retried."""
 
 
 class BridgeUnavailable(BridgeError, SenderUnavailable):

@@ -1,20 +1,18 @@
-"""Where the bot's replies go: the bridge, or the log.
+"""Where the bot's replies go: what a sender is, and the one that only logs.
 
 Spectrum has no HTTP send API: replies leave through the spectrum-ts SDK, in the
 Node process that `bridge.py` runs. When that cannot run (no credentials, no
 Node, or a project generated without `bridge/`), each reply is written to the
 log instead, as one structured line, so the whole loop still runs without an
-account.
+account. `handling.choose_sender` picks one.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 from typing import Any, Protocol
 
-from .config import Settings
 from .events import Space
 
 log = logging.getLogger(__name__)
@@ -30,6 +28,13 @@ class SenderUnavailable(Exception):
     retry_after: float | None = None
 
 
+class SendRefused(Exception):
+    """The platform cannot do this at all (edit on WhatsApp ...): retrying will not help.
+
+    The message is parked at once, with the reason.
+    """
+
+
 class Sender(Protocol):
     mode: str
 
@@ -39,6 +44,14 @@ class Sender(Protocol):
         `key` is the same on every attempt at the same reply, so a sender can tell a
         retry from a new reply.
         """
+        ...
+
+    def typing(self, space: Space, on: bool) -> None:
+        """Show (or stop showing) "typing..." in the space; best effort."""
+        ...
+
+    def fetch(self, space: Space, attachment_id: str, max_bytes: int) -> bytes:
+        """The bytes of an attachment or voice note the bot received."""
         ...
 
     def warm_up(self) -> None:
@@ -54,7 +67,7 @@ class DryRunSender:
     mode = "dry-run"
 
     def send(self, space: Space, content: dict[str, Any], key: str) -> dict[str, Any]:
-        what = {k: v for k, v in content.items() if k != "type"}
+        what = {k: v for k, v in content.items() if k not in ("type", "path", "sha256")}
         log.info(
             "reply dry-run space_id=%s platform=%s %s",
             json.dumps(space.id),
@@ -63,18 +76,17 @@ class DryRunSender:
         )
         return {"mode": self.mode}
 
+    def typing(self, space: Space, on: bool) -> None:
+        log.debug("typing dry-run space_id=%s on=%s", json.dumps(space.id), on)
+
+    def fetch(self, space: Space, attachment_id: str, max_bytes: int) -> bytes:
+        raise SendRefused(
+            "reading an attachment goes through the reply bridge: set SPECTRUM_PROJECT_ID "
+            "and SPECTRUM_PROJECT_SECRET and run `make bridge`"
+        )
+
     def warm_up(self) -> None:
         pass
 
     def close(self) -> None:
         pass
-
-
-def choose_sender(settings: Settings) -> tuple[Sender, str]:
-    """The bridge when it can run here, else the dry run; with the reason, for the log."""
-    if importlib.util.find_spec(f"{__package__}.bridge") is None:
-        return DryRunSender(), f"no reply bridge in this project ({settings.bridge_dir}/bridge.mjs)"
-    from .bridge import bridge_sender  # only projects with bridge/ have it
-
-    sender, reason = bridge_sender(settings)
-    return (sender if sender is not None else DryRunSender()), reason

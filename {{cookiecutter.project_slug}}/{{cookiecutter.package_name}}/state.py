@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .events import Message
+from .events import Message, Space
 
 Key = tuple[str, str]  # (scope, name)
 
@@ -70,7 +70,11 @@ class Changes:
 
 def conversation_scope(message: Message) -> str:
     """The conversation a message belongs to: its space, on its platform."""
-    return f"{(message.space.platform or '').casefold()}|{message.space.id}"
+    return conversation_scope_of(message.space)
+
+
+def conversation_scope_of(space: Space) -> str:
+    return f"{(space.platform or '').casefold()}|{space.id}"
 
 
 def sender_scope(message: Message) -> str:

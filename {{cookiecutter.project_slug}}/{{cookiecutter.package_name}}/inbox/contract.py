@@ -26,6 +26,10 @@ class HandlingError(Exception):
     """
 
 
+class Unsendable(HandlingError):
+    """A reply the platform cannot take at all (an edit on WhatsApp): parked at once."""
+
+
 class DependencyDown(HandlingError):
     """Something the message needs is down (the bridge, the platform): not its fault.
 
@@ -64,11 +68,13 @@ class Inbox(Protocol):
         payload: str,
         webhook_id: str | None = None,
         conversation: str | None = None,
+        not_before: float | None = None,
     ) -> bool:
         """Store a delivery before it is acknowledged; False if its message id was seen.
 
         Messages with the same `conversation` are handled one at a time, in the
-        order they were accepted (unless the inbox was opened unordered).
+        order they were accepted (unless the inbox was opened unordered). One
+        `not_before` a time waits until then (a message the bot starts later).
         """
         ...
 

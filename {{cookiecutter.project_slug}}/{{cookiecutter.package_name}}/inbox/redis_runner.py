@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +22,10 @@ from rq.job import Job
 
 from ..botkit import Bot
 from ..config import Settings
-from ..handling import StoredReplies, handle_message
-from ..sending import Sender, choose_sender
-from ..state import Changes
-from .contract import DependencyDown, describe
+from ..handling import StoredReplies, Tools, handle_message
+from ..sending import Sender
+from ..state import Changes, Entry
+from .contract import DependencyDown, Unsendable, describe
 from .redis_store import RedisInbox
 
 log = logging.getLogger(__name__)
@@ -34,15 +35,37 @@ log = logging.getLogger(__name__)
 class JobTools:
     """What every job run by one worker uses."""
 
-    bot: Bot
-    sender: Sender
+    tools: Tools
     store: RedisInbox  # where state is read, and progress recorded
 
     @classmethod
     def from_settings(cls, settings: Settings, store: RedisInbox, bot: Bot) -> JobTools:
-        sender, why = choose_sender(settings)
-        log.info("rq worker pid=%d replies=%s (%s)", os.getpid(), sender.mode, why)
-        return cls(bot, sender, store)
+        tools = Tools.from_settings(settings, bot)
+        log.info(
+            "rq worker pid=%d replies=%s (%s)", os.getpid(), tools.sender.mode, tools.sender_reason
+        )
+        return cls(tools, store)
+
+    @property
+    def sender(self) -> Sender:
+        return self.tools.sender
+
+
+class JobRecorder:
+    """Handling's progress, recorded in the job's meta (see handling.Recorder)."""
+
+    def __init__(self, store: RedisInbox, job: Job) -> None:
+        self.store, self.job = store, job
+
+    def save(self, replies: StoredReplies, changes: Changes | None) -> None:
+        self.job.meta["replies"] = replies
+        self.store.save_progress(self.job, changes)
+
+    def read_state(self, scope: str, name: str) -> Entry | None:
+        return self.store.read_state(scope, name)
+
+    def schedule(self, message_id: str, payload: str, at: float) -> bool:
+        return self.store.accept(message_id, payload, not_before=at)
 
 
 # Set by the BotWorker around each job it runs, for `run_job` to find its tools.
@@ -60,19 +83,10 @@ def run_job(message_id: str, payload: str) -> dict[str, Any]:
     job.meta.pop("error", None)
     job.save_meta()
 
-    def save(replies: StoredReplies, changes: Changes | None) -> None:
-        job.meta["replies"] = replies
-        tools.store.save_progress(job, changes)
-
+    record = JobRecorder(tools.store, job)
     try:
         return handle_message(
-            payload,
-            job.meta.get("replies"),
-            tools.bot,
-            tools.sender,
-            save,
-            state=tools.store,
-            attempt=job.meta["attempts"],
+            payload, job.meta.get("replies"), tools.tools, record, job.meta["attempts"]
         )
     except DependencyDown as exc:
         # RQ is about to use up one of the job's retries: give it back, and the attempt.
@@ -84,6 +98,8 @@ def run_job(message_id: str, payload: str) -> dict[str, Any]:
         log.warning("waiting message_id=%s (attempt not counted) error=%s", message_id, exc)
         raise
     except Exception as exc:
+        if isinstance(exc, Unsendable):
+            job.retries_left = 0  # retrying cannot help: park it now
         job.meta["error"] = describe(exc)
         job.save_meta()
         log.warning(
@@ -129,6 +145,7 @@ class BotWorker(SimpleWorker):
 def work(inbox: RedisInbox, tools: JobTools, *, maintenance_interval: int, burst: bool) -> None:
     """Run one RQ worker on the inbox's queue until stopped (or, in a burst, until empty)."""
     atexit.register(tools.sender.close)
+    tools.tools.files.purge(older_than=time.time() - inbox.retention_seconds)
     try:
         # Before the first job, so starting Node and the SDK does not eat into its timeout.
         tools.sender.warm_up()

@@ -21,9 +21,11 @@ message does not hold its conversation up). The conversations' state lives in
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import redis
 from rq import Queue, Retry
@@ -98,6 +100,7 @@ class RedisInbox:
         payload: str,
         webhook_id: str | None = None,
         conversation: str | None = None,
+        not_before: float | None = None,
     ) -> bool:
         """Store a delivery and its job; False if this message id was already accepted."""
         seen = f"spectrum:seen:{job_id(message_id)}"
@@ -108,32 +111,45 @@ class RedisInbox:
                     pipe.watch(seen, last)
                     if pipe.exists(seen):
                         return False
-                    previous = pipe.get(last) if self.ordered else None
-                    # RQ watches the job this one waits for, then starts the transaction.
-                    job = self.queue.enqueue_call(
-                        JOB_FUNCTION,
-                        args=(message_id, payload),
-                        job_id=job_id(message_id),
-                        timeout=self.job_timeout,
-                        result_ttl=self.retention_seconds,
-                        failure_ttl=self.retention_seconds,
-                        retry=self._retry(),
-                        meta={"webhook_id": webhook_id},
-                        depends_on=(
-                            Dependency([previous.decode()], allow_failure=True)
-                            if previous
-                            else None
-                        ),
-                        pipeline=pipe,
-                    )
+                    previous = pipe.get(last) if self.ordered and conversation else None
+                    self._enqueue(pipe, message_id, payload, webhook_id, previous, not_before)
                     pipe.set(seen, storable(message_id), nx=True, ex=self.retention_seconds)
-                    pipe.set(last, job.id, ex=self.retention_seconds)
+                    pipe.set(last, job_id(message_id), ex=self.retention_seconds)
                     pipe.execute()
                     return True
                 except redis.WatchError:
                     # Something this read changed: the same message accepted elsewhere
                     # just now (seen on the next look), or the conversation moved on.
                     continue
+
+    def _enqueue(
+        self,
+        pipe: redis.client.Pipeline,
+        message_id: str,
+        payload: str,
+        webhook_id: str | None,
+        previous: bytes | None,
+        not_before: float | None,
+    ) -> None:
+        """Queue the message's job in the transaction (which this starts, as RQ does)."""
+        options: dict[str, Any] = {
+            "args": (message_id, payload),
+            "job_id": job_id(message_id),
+            "timeout": self.job_timeout,
+            "result_ttl": self.retention_seconds,
+            "failure_ttl": self.retention_seconds,
+            "retry": self._retry(),
+            "meta": {"webhook_id": webhook_id},
+        }
+        if not_before is not None:  # a message the bot starts later: RQ's scheduler queues it
+            job = self.queue.create_job(JOB_FUNCTION, **options)
+            pipe.multi()
+            when = datetime.datetime.fromtimestamp(not_before, datetime.UTC)
+            self.queue.schedule_job(job, when, pipeline=pipe)
+            return
+        # RQ watches the job this one waits for, then starts the transaction.
+        depends_on = Dependency([previous.decode()], allow_failure=True) if previous else None
+        self.queue.enqueue_call(JOB_FUNCTION, depends_on=depends_on, pipeline=pipe, **options)
 
     def _retry(self) -> Retry | None:
         if self.max_attempts <= 1:
@@ -205,14 +221,15 @@ class RedisInbox:
 
         StateConflict if state the handler read has changed since.
         """
-        keys = {key: state_key(*key) for key in changes.read} if changes else {}
+        touched = {*changes.read, *changes.written} if changes else set()
+        keys = {key: state_key(*key) for key in touched}
         with unavailable_on_error(), self.connection.pipeline() as pipe:
             while True:
                 try:
                     if keys:
                         pipe.watch(*keys.values())
                     versions = {key: _version(pipe.get(k)) for key, k in keys.items()}
-                    if changes and versions != changes.read:
+                    if changes and any(versions[k] != v for k, v in changes.read.items()):
                         raise StateConflict("state changed meanwhile")
                     pipe.multi()
                     for key, written in (changes.written if changes else {}).items():

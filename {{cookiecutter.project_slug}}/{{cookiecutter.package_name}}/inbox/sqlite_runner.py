@@ -18,13 +18,15 @@ import time
 
 from ..botkit import Bot
 from ..config import Settings
-from ..handling import StoredReplies, handle_message
-from ..sending import Sender, choose_sender
-from ..state import Changes
+from ..handling import StoredReplies, Tools, handle_message
+from ..replies import Files
+from ..sending import Sender
+from ..state import Changes, Entry
 from .contract import (
     DependencyDown,
     HandlingError,
     InboxUnavailable,
+    Unsendable,
     backoff_seconds,
     describe,
 )
@@ -35,6 +37,23 @@ log = logging.getLogger(__name__)
 
 class LeaseLost(Exception):
     """Another thread took the message over (this one was too slow): drop it."""
+
+
+class ClaimRecorder:
+    """Handling's progress, recorded on the claimed row (see handling.Recorder)."""
+
+    def __init__(self, inbox: SQLiteInbox, claim: Claim, lease_seconds: float) -> None:
+        self.inbox, self.claim, self.lease_seconds = inbox, claim, lease_seconds
+
+    def save(self, replies: StoredReplies, changes: Changes | None) -> None:
+        if not self.inbox.save_progress(self.claim, replies, self.lease_seconds, changes):
+            raise LeaseLost
+
+    def read_state(self, scope: str, name: str) -> Entry | None:
+        return self.inbox.read_state(scope, name)
+
+    def schedule(self, message_id: str, payload: str, at: float) -> bool:
+        return self.inbox.accept(message_id, payload, not_before=at)
 
 
 class BotThreads:
@@ -49,17 +68,17 @@ class BotThreads:
         retention_seconds: float = 3 * 24 * 3600,
         lease_seconds: float = 60.0,
         poll_seconds: float = 1.0,
-        sender_reason: str = "",
+        tools: Tools | None = None,
     ) -> None:
         self.inbox = inbox
-        self.bot = bot
-        self.sender = sender
+        # Files beside the inbox unless told: tests give a bot and a sender only.
+        files = Files(inbox.path.parent / "files")
+        self.tools = tools or Tools(bot, sender, files, typing_after=0)
         self.threads = threads
         self.max_attempts = max_attempts
         self.retention_seconds = retention_seconds
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
-        self.sender_reason = sender_reason
         self._wake = threading.Condition()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -72,17 +91,21 @@ class BotThreads:
     @classmethod
     def from_settings(cls, settings: Settings, inbox: SQLiteInbox, bot: Bot) -> BotThreads:
         """Threads running `bot`, sending through what the settings allow (the reason, logged)."""
-        sender, sender_reason = choose_sender(settings)
+        tools = Tools.from_settings(settings, bot)
         return cls(
             inbox,
             bot,
-            sender,
+            tools.sender,
             threads=settings.worker_threads,
             max_attempts=settings.max_attempts,
             lease_seconds=settings.lease_seconds,
             retention_seconds=settings.retention_seconds,
-            sender_reason=sender_reason,
+            tools=tools,
         )
+
+    @property
+    def sender(self) -> Sender:
+        return self.tools.sender
 
     def process_one(self) -> bool:
         """Handle the next ready message, if any. Returns False when there was none."""
@@ -107,19 +130,8 @@ class BotThreads:
         return True
 
     def _handle(self, claim: Claim) -> dict[str, object]:
-        def save(replies: StoredReplies, changes: Changes | None) -> None:
-            if not self.inbox.save_progress(claim, replies, self.lease_seconds, changes):
-                raise LeaseLost
-
-        return handle_message(
-            claim.payload,
-            claim.replies,
-            self.bot,
-            self.sender,
-            save,
-            state=self.inbox,
-            attempt=claim.attempts,
-        )
+        record = ClaimRecorder(self.inbox, claim, self.lease_seconds)
+        return handle_message(claim.payload, claim.replies, self.tools, record, claim.attempts)
 
     def _failed(self, claim: Claim, exc: Exception) -> None:
         if isinstance(exc, DependencyDown):
@@ -131,7 +143,7 @@ class BotThreads:
             )
             self.inbox.retry(claim, describe(exc), delay=exc.delay, park=False, counted=False)
             return
-        park = claim.attempts >= self.max_attempts
+        park = claim.attempts >= self.max_attempts or isinstance(exc, Unsendable)
         delay = backoff_seconds(claim.attempts)
         error = describe(exc)
         if park:
@@ -179,7 +191,7 @@ class BotThreads:
                 os.getpid(),
                 self.threads,
                 self.sender.mode,
-                f" ({self.sender_reason})" if self.sender_reason else "",
+                f" ({self.tools.sender_reason})" if self.tools.sender_reason else "",
             )
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -202,7 +214,7 @@ class BotThreads:
                 "released message_id=%s unfinished at shutdown", json.dumps(claim.message_id)
             )
             self.inbox.release(claim)
-        self.sender.close()
+        self.tools.sender.close()
 
     def _heartbeat(self) -> None:
         # Renew the lease of every message in hand well before it runs out, so a slow
@@ -248,3 +260,4 @@ class BotThreads:
         if now >= self._next_purge:
             self._next_purge = now + 3600
             self.inbox.purge(older_than=now - self.retention_seconds)
+            self.tools.files.purge(older_than=now - self.retention_seconds)

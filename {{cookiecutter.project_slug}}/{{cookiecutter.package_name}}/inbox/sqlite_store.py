@@ -207,9 +207,11 @@ class SQLiteInbox:
         payload: str,
         webhook_id: str | None = None,
         conversation: str | None = None,
+        not_before: float | None = None,
     ) -> bool:
         """Store a delivery; False if this message id was already accepted."""
         now = time.time()
+        ready = max(now, not_before) if not_before is not None else now
         with self._storage():
             db = self._connection(durable=True)
             self._check_still_there()  # into the file at the path, not one deleted meanwhile
@@ -221,7 +223,7 @@ class SQLiteInbox:
                     storable(message_id),
                     storable(webhook_id) if webhook_id else None,
                     payload,
-                    now,
+                    ready,
                     now,
                     storable(conversation or message_id),
                 ),
