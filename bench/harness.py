@@ -54,7 +54,9 @@ def echo(message: Message, content: Text) -> str:
 
 COUNTING_BOT = '''"""Counts each conversation's messages in its state, then takes its time.
 
-A kill during the sleep lands after the count, before the handler returns.
+A kill during the sleep lands after the count, before the handler returns. The
+handler shows "typing..." (past SPECTRUM_TYPING_AFTER) and reacts as well as
+answers, so every kind of hand-over is in the crash's way.
 """
 
 import os
@@ -62,15 +64,16 @@ import time
 
 from .botkit import Bot, Context
 from .events import Text
+from .replies import React
 
 bot = Bot()
 
 
 @bot.on(Text)
-def count(ctx: Context, text: Text) -> str:
+def count(ctx: Context, text: Text) -> list[str | React]:
     ctx.state["n"] = ctx.state.get("n", 0) + 1
     time.sleep(float(os.environ.get("BOT_SLEEP", "1")))
-    return str(ctx.state["n"])
+    return [str(ctx.state["n"]), React("👍")]
 '''
 
 
@@ -348,7 +351,7 @@ class Served:
         return made
 
     def sent_keys(self) -> Counter[str]:
-        return Counter(send["key"] for send in self.sends_made())
+        return Counter(send["key"] for send in self.sends_made() if "key" in send)
 
     def wait_until_drained(self, accepted: set[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -515,8 +518,6 @@ class Nginx:
     """
 
     def __init__(self, project: Path, upstream_port: int) -> None:
-        import tempfile
-
         binary = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
         if binary is None:
             raise FileNotFoundError("nginx is not installed (apt-get install nginx-light)")

@@ -40,6 +40,7 @@ def test_kill_9_loses_nothing_acknowledged_and_handles_repeats_once(
         SPECTRUM_WORKER_THREADS="16",
         # With Redis this is the job timeout: bot and replies must fit in it.
         SPECTRUM_LEASE_SECONDS="5",
+        SPECTRUM_TYPING_AFTER="0.1",  # every handler shows typing... while it sleeps
     )
 
     def start() -> None:
@@ -100,7 +101,7 @@ def test_kill_9_loses_nothing_acknowledged_and_handles_repeats_once(
     assert max(stored.values()) == 1  # never stored twice
     # Nothing acknowledged was lost: every message is done and its reply went out.
     assert {m: states[m] for m in accepted} == dict.fromkeys(accepted, "done")
-    assert all(keys[f"{m}#0"] >= 1 for m in accepted)
+    assert all(keys[f"{m}#0"] >= 1 and keys[f"{m}#1"] >= 1 for m in accepted)  # text, react
     # The kills caught messages in hand; other workers (or the restarted ones) took them over.
     assert taken_over > 0
     # No reply went out twice: a reply the SDK confirmed is in the machine's journal
@@ -110,7 +111,15 @@ def test_kill_9_loses_nothing_acknowledged_and_handles_repeats_once(
     # never took effect), and handled them one at a time: its replies read 1, 2, 3 ...
     counts: dict[str, list[int]] = {}
     for send in sends:
-        counts.setdefault(send["space"], []).append(int(send["content"]["text"]))
+        if send.get("kind") == "text":
+            counts.setdefault(send["space"], []).append(int(send["content"]["text"]))
     per_conversation = Counter(load.space_of(m) for m in accepted)
     assert {space: len(n) for space, n in counts.items()} == dict(per_conversation)
     assert {space: n for space, n in counts.items() if n != list(range(1, len(n) + 1))} == {}
+    # "typing..." was shown, and never left on: every space's last word was stop,
+    # even where the app died mid-handler (its bridge stops typing on the way out).
+    typing: dict[str, bool] = {}
+    for send in sends:
+        if "typing" in send:
+            typing[send["space"]] = send["typing"]
+    assert typing and {space: on for space, on in typing.items() if on} == {}
