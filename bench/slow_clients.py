@@ -62,6 +62,7 @@ def main() -> int:
     parser.add_argument("--deliveries", type=int, default=100, help="valid deliveries per case")
     parser.add_argument("--rate", type=float, default=10.0, help="valid deliveries per second")
     parser.add_argument("--workers", type=int, default=multiprocessing.cpu_count() * 2 + 1)
+    parser.add_argument("--threads", type=int, default=4, help="GUNICORN_THREADS per worker")
     parser.add_argument("--bare-only", action="store_true", help="skip the nginx cases")
     parser.add_argument("--proxy-only", action="store_true", help="skip the bare gunicorn cases")
     options = parser.parse_args()
@@ -71,7 +72,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="slow-clients-"))
     project = bake(work)
-    served = Served(project, work)
+    served = Served(project, work, GUNICORN_THREADS=str(options.threads))
     nginx = None
     try:
         start_gunicorn(served, options.workers)
@@ -82,7 +83,7 @@ def main() -> int:
             nginx = Nginx(project, served.port)
             targets.append(("nginx+gunicorn", nginx.port))
         print(
-            f"gunicorn: {options.workers} workers x 4 threads (gthread); "
+            f"gunicorn: {options.workers} workers x {options.threads} threads (gthread); "
             f"{options.deliveries} deliveries per case at {options.rate:g}/s, 10 s timeout"
         )
         print(
