@@ -354,9 +354,11 @@ def add_optional_commands(group: AppGroup) -> None:
     if importlib.util.find_spec(f"{__package__}.inbox.redis_runner") is not None:
         group.add_command(worker_command)
     if importlib.util.find_spec(f"{__package__}.devtools") is not None:  # not in `pip install .`
+        from .devtools.chat import chat_command
         from .devtools.playground import playground_command
 
         group.add_command(playground_command)
+        group.add_command(chat_command)
 
 
 @click.command("worker")
