@@ -12,11 +12,21 @@
 conversation keeps its own state between messages, as the real inbox does, with
 changes committed only when a handler returns. `files={attachment id: bytes}`
 gives `ctx.read()` what an attachment holds.
+
+Two ways to run, the same replies either way:
+
+    Conversation(bot)                 the handler, called directly: milliseconds
+    Conversation(bot, real=True)      the whole path in this process: a signed
+                                      request to the webhook, the inbox (SQLite, in
+                                      a temporary folder), the bot threads, the
+                                      sender, whose hand-overs it records
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -46,7 +56,7 @@ _ids = itertools.count(1)
 
 
 class Conversation:
-    """One conversation with `bot`, its handlers run directly in this process."""
+    """One conversation with `bot`: its handlers run directly, or (`real=True`) the whole app."""
 
     def __init__(
         self,
@@ -58,6 +68,7 @@ class Conversation:
         space_id: str | None = None,
         store: MemoryStore | None = None,
         files: dict[str, bytes] | None = None,
+        real: bool = False,
     ) -> None:
         self.bot = bot
         self.chat = chat
@@ -67,11 +78,20 @@ class Conversation:
         self.store = store or MemoryStore()  # share one to let conversations share a sender
         self.files = dict(files or {})
         self._kept = Files(Path(tempfile.mkdtemp(prefix="spectrum-test-files-")))
+        self.app = RealPath(bot, self.files) if real else None
+        self.answer: tuple[int, Any] | None = None  # the webhook's, in the real mode
 
-    def message(self, content: str | dict[str, Any], *, sender: str | None = None) -> Message:
-        """The message `send` would deliver, without sending it."""
+    def another(self, **changes: Any) -> Conversation:
+        """A second conversation with the same bot, store and app: `chat.another(sender=...)`."""
+        where = {"chat": self.chat, "sender": self.sender, "platform": self.platform}
+        other = Conversation(self.bot, store=self.store, **(where | changes))
+        other.files, other.app = self.files, self.app
+        return other
+
+    def delivery(self, content: str | dict[str, Any], *, sender: str | None = None) -> dict:
+        """The delivery `send` would make of `content`, as Spectrum would send it."""
         body = {"type": "text", "text": content} if isinstance(content, str) else content
-        payload = delivery(
+        return delivery(
             body,
             message_id=f"test-msg-{next(_ids)}",
             space_id=self.space_id,
@@ -79,7 +99,10 @@ class Conversation:
             platform=self.platform,
             chat=self.chat,
         )
-        message = parse_event(payload).message
+
+    def message(self, content: str | dict[str, Any], *, sender: str | None = None) -> Message:
+        """The message `send` would deliver, without sending it."""
+        message = parse_event(self.delivery(content, sender=sender)).message
         assert message is not None
         return message
 
@@ -87,6 +110,10 @@ class Conversation:
         self, content: str | dict[str, Any], *, sender: str | None = None, attempt: int = 1
     ) -> list[Reply | Later]:
         """Deliver one message; the bot's replies to it."""
+        if self.app is not None:
+            payload = self.delivery(content, sender=sender)
+            self.answer, sent = self.app.deliver(payload)
+            return [as_reply(content, payload["message"]["id"]) for content in sent]
         message = self.message(content, sender=sender)
         transaction = Transaction(self.store)
         ctx = Context(message, transaction, attempt, fetch=self._fetch)
@@ -95,9 +122,92 @@ class Conversation:
         return [as_reply(content, message.id) for content in sent]
 
     def _fetch(self, attachment_id: str) -> bytes:
-        if attachment_id not in self.files:
-            raise KeyError(f"no bytes for attachment {attachment_id!r}: Conversation(files=...)")
-        return self.files[attachment_id]
+        return fetch(self.files, attachment_id)
+
+
+def fetch(files: dict[str, bytes], attachment_id: str) -> bytes:
+    if attachment_id not in files:
+        raise KeyError(f"no bytes for attachment {attachment_id!r}: Conversation(files=...)")
+    return files[attachment_id]
+
+
+class BotFailed(AssertionError):
+    """The bot raised (or a reply could not be sent), on the real path: its error."""
+
+
+class RecordingSender:
+    """Confirms every hand-over and keeps it: what would have gone to the platform."""
+
+    mode = "test"
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []  # (space id, content)
+        self.files = files
+
+    def send(self, space: Any, content: dict[str, Any], key: str) -> dict[str, Any]:
+        self.sent.append((space.id, content))
+        return {"mode": self.mode, "message_id": f"sent-{key}"}
+
+    def typing(self, space: Any, on: bool) -> None:
+        pass
+
+    def fetch(self, space: Any, attachment_id: str, max_bytes: int) -> bytes:
+        return fetch(self.files, attachment_id)
+
+    def warm_up(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class RealPath:
+    """The app in this process, with the bot's threads driven by hand, one message at a time."""
+
+    def __init__(self, bot: Bot, files: dict[str, bytes]) -> None:
+        from . import create_app  # the app only where asked: the direct mode needs none
+        from .config import Settings
+        from .runtime import runtime
+
+        folder = Path(tempfile.mkdtemp(prefix="spectrum-test-app-"))
+        self.secret = secrets.token_hex(32)
+        settings = Settings(
+            signing_secrets=(self.secret,),
+            instance_dir=folder / "instance",
+            env_file=folder / ".env",
+            redis_url="",  # in-process: the SQLite inbox, whichever the project uses
+            start_worker=False,
+            typing_after=0,
+        )
+        self.app = create_app(settings, bot=bot)
+        self.runtime = runtime(self.app)
+        self.sender = RecordingSender(files)
+        threads = self.runtime.bot_threads
+        assert threads is not None
+        threads.tools = dataclasses.replace(threads.tools, sender=self.sender)
+
+    def deliver(self, payload: dict[str, Any]) -> tuple[tuple[int, Any], list[dict[str, Any]]]:
+        """POST it signed, let the bot threads work, return the webhook's answer and the replies."""
+        from .config import WEBHOOK_PATH
+        from .samples import encode
+        from .verify import signed_headers
+
+        message_id = payload["message"]["id"]
+        body = encode(payload)
+        headers = signed_headers(self.secret, int(time.time()), body)
+        response = self.app.test_client().post(WEBHOOK_PATH, data=body, headers=headers)
+        threads = self.runtime.bot_threads
+        assert threads is not None
+        while threads.process_one():
+            pass
+        status = self.runtime.inbox.status(message_id)
+        if status is None or response.status_code != 202:
+            return (response.status_code, response.json), []
+        if status.state != "done":
+            error = (status.outcome or {}).get("error", status.state)
+            raise BotFailed(f"{message_id}: {error}")
+        stored = [reply["content"] for reply in (status.outcome or {}).get("replies", [])]
+        return (response.status_code, response.json), stored
 
 
 def as_reply(content: dict[str, Any], message_id: str) -> Any:
