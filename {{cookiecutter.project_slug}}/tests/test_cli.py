@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import SECRET, WEBHOOK_PATH, echo_bot, unused_port
@@ -12,8 +15,11 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from {{ cookiecutter.package_name }} import create_app
+from {{ cookiecutter.package_name }}.botkit import Bot, Command, Context
 from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.events import Content
 from {{ cookiecutter.package_name }}.runtime import runtime
+from {{ cookiecutter.package_name }}.samples import text_delivery
 from {{ cookiecutter.package_name }}.verify import verify
 
 
@@ -36,6 +42,121 @@ def test_send_test_shows_what_the_bot_did(live_app: tuple[Flask, str]) -> None:
     lines = result.output.splitlines()
     assert lines[0].startswith('202 {"message_id":"spc-msg-')
     assert lines[1] == "bot replied (dry-run): You said: hi there"
+
+
+def describing_bot() -> Bot:
+    """Replies with what it received: the content type and where it came from."""
+    bot = Bot()
+
+    @bot.otherwise
+    def describe(ctx: Context, content: Content) -> str:
+        message = ctx.message
+        sender = message.sender.id if message.sender else "?"
+        where = f"{message.space.kind} {message.space.id} from {sender} on {message.platform}"
+        return f"{type(content).__name__} in {where}"
+
+    @bot.command("boom")
+    def boom(ctx: Context, command: Command) -> str:
+        raise RuntimeError("the weather service is down")
+
+    return bot
+
+
+@pytest.fixture
+def describing_app(settings: Settings) -> Iterator[tuple[Flask, str]]:
+    with served(dataclasses.replace(settings, start_worker=True), describing_bot()) as live:
+        yield live
+
+
+@contextlib.contextmanager
+def served(settings: Settings, bot: Bot) -> Iterator[tuple[Flask, str]]:
+    app = create_app(settings, bot=bot)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield app, f"http://127.0.0.1:{server.server_port}{WEBHOOK_PATH}"
+    finally:
+        server.shutdown()
+        if runtime(app).bot_threads is not None:
+            runtime(app).bot_threads.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "received"),
+    [
+        (["hello"], "Text"),
+        (["--kind", "attachment"], "Attachment"),
+        (["--kind", "voice", "--file", "memo.m4a"], "Voice"),
+        (["Grace Hopper", "--kind", "contact"], "Contact"),
+        (["https://example.com", "--kind", "richlink"], "RichLink"),
+        (["--kind", "reaction", "--target", "spc-msg-1", "--emoji", "👍"], "Reaction"),
+        (["me too", "--kind", "reply", "--target", "spc-msg-1"], "ThreadReply"),
+        (["--kind", "album"], "Album"),
+        (["--kind", "unknown"], "Unknown"),
+    ],
+)
+def test_send_test_delivers_every_kind(
+    describing_app: tuple[Flask, str], args: list[str], received: str
+) -> None:
+    app, url = describing_app
+    result = app.test_cli_runner().invoke(args=["spectrum", "send-test", *args, "--url", url])
+    assert result.exit_code == 0, result.output
+    where = "direct any;-;+15550100 from +15550100 on iMessage"
+    assert result.output.splitlines()[1] == f"bot replied (dry-run): {received} in {where}"
+
+
+def test_send_test_in_a_group_from_another_sender_and_platform(
+    describing_app: tuple[Flask, str],
+) -> None:
+    app, url = describing_app
+    where = ["--group", "--sender", "+447700900123", "--platform", "WhatsApp", "--url", url]
+    result = app.test_cli_runner().invoke(args=["spectrum", "send-test", "hi", *where])
+    assert result.exit_code == 0, result.output
+    reply = result.output.splitlines()[1]
+    assert reply.startswith("bot replied (dry-run): Text in group ")
+    assert reply.endswith(" from +447700900123 on WhatsApp")
+
+
+def test_send_test_delivers_a_json_file(describing_app: tuple[Flask, str], tmp_path: Path) -> None:
+    app, url = describing_app
+    runner = app.test_cli_runner()
+    just_content = tmp_path / "content.json"
+    just_content.write_text(json.dumps({"type": "richlink", "url": "https://example.com"}))
+    result = runner.invoke(
+        args=["spectrum", "send-test", "--json", str(just_content), "--url", url]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1].startswith("bot replied (dry-run): RichLink in direct")
+    whole = tmp_path / "delivery.json"
+    payload = text_delivery("hi", message_id="from-a-file", space_id="SMS;-;+15550142")
+    whole.write_text(json.dumps(payload))
+    result = runner.invoke(args=["spectrum", "send-test", "--json", str(whole), "--url", url])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].startswith('202 {"message_id":"from-a-file"')
+    assert "Text in direct SMS;-;+15550142" in result.output.splitlines()[1]
+
+
+def test_send_test_shows_the_bots_error_and_attempt(describing_app: tuple[Flask, str]) -> None:
+    app, url = describing_app
+    result = app.test_cli_runner().invoke(args=["spectrum", "send-test", "/boom", "--url", url])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[1:] == [
+        "bot failed on attempt 1 of 5: RuntimeError: the weather service is down",
+        "  it will be retried with backoff; the app's log has the traceback",
+    ]
+
+
+def test_send_test_shows_a_parked_message_and_how_to_replay_it(settings: Settings) -> None:
+    once = dataclasses.replace(settings, start_worker=True, max_attempts=1)
+    with served(once, describing_bot()) as (app, url):
+        result = app.test_cli_runner().invoke(args=["spectrum", "send-test", "/boom", "--url", url])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[1] == (
+        "bot failed, parked after 1 attempt(s): RuntimeError: the weather service is down"
+    )
+    message_id = json.loads(lines[0].split(" ", 1)[1])["message_id"]
+    assert lines[2] == f"  flask spectrum inbox replay {message_id}  # once fixed"
 
 
 def test_send_test_says_when_no_worker_picks_it_up(settings: Settings) -> None:
@@ -117,6 +238,14 @@ def test_parked_messages_listed_and_replayed(app: Flask) -> None:
         (["send-test", "hi", "--wait-for-app", "inf"], "'inf' is not a number of seconds"),
         (["send-test", "hi", "--url", "notaurl"], "'notaurl' is not an http(s) URL, e.g. http"),
         (["send-test", "hi", "--url", "file:///etc/passwd"], "is not an http(s) URL"),
+        (["send-test", "hi", "--url", "http://[::1/x"], "'http://[::1/x' is not an http(s) URL"),
+        (
+            ["send-test", "hi", "--url", "http://h:99999/"],
+            "'http://h:99999/' is not an http(s) URL",
+        ),
+        (["send-test"], "give the TEXT to send (or another --kind)"),
+        (["send-test", "--kind", "sticker"], "'sticker' is not one of 'text', 'attachment'"),
+        (["send-test", "--json", "/nonexistent.json"], "'/nonexistent.json': No such file"),
         (["sign", "--timestamp", "-5"], "-5 is not in the range x>=0"),
         (["inbox", "parked", "--limit", "99999999999999999999999"], "is not in the range"),
     ],

@@ -7,6 +7,7 @@ first secret in the signing-secret environment variable.
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import shlex
 import sys
@@ -15,7 +16,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import click
 from flask.cli import AppGroup, with_appcontext
@@ -27,7 +28,7 @@ from .outbox import Outbox
 from .registrations import Registrations, management_api, require_https
 from .replies import File, Files
 from .runtime import runtime
-from .samples import encode, text_delivery
+from .samples import KINDS, content, delivery, encode
 from .verify import signed_headers
 
 spectrum = AppGroup("spectrum", help="Work with Spectrum deliveries.")
@@ -40,8 +41,12 @@ def app_url(url: str | None) -> str:
 
 def http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None:
-        parts = urllib.parse.urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urllib.parse.urlsplit(value)
+            usable = parts.scheme in ("http", "https") and parts.hostname and parts.port != 0
+        except ValueError:  # "http://[::1/x", a port out of range ...
+            usable = False
+        if not usable:
             example = f"http://127.0.0.1:8000{WEBHOOK_PATH}"
             raise click.BadParameter(f"{value!r} is not an http(s) URL, e.g. {example}")
     return value
@@ -94,9 +99,28 @@ def post(
 
 
 @spectrum.command("send-test")
-@click.argument("text")
+@click.argument("text", required=False, default="")
+@click.option(
+    "--kind",
+    type=click.Choice(KINDS),
+    default="text",
+    show_default=True,
+    help="What to deliver; TEXT is its text (a reply's, a contact's name, a link's URL).",
+)
+@click.option("--file", "file", help="The attachment or voice note's file (its name and type).")
+@click.option("--target", help="The message a reaction or reply points at (an id).")
+@click.option("--emoji", default="❤️", show_default=True, help="A reaction's emoji.")
+@click.option(
+    "--json",
+    "json_file",
+    type=click.File("rb"),
+    help="Deliver this file instead: a whole delivery, or a content object to wrap.",
+)
+@click.option("--group", is_flag=True, help="In a group chat, not a direct one.")
+@click.option("--sender", default="+15550100", show_default=True)
+@click.option("--platform", default="iMessage", show_default=True)
+@click.option("--space-id", default=None, help="The conversation's id (default: the sender's).")
 @url_option
-@click.option("--space-id", default="any;-;+15550100", show_default=True)
 @click.option("--wait/--no-wait", default=True, help="Wait for the bot and show what it did.")
 @click.option(
     "--timeout", type=Seconds(), default=10.0, show_default=True, help="Seconds to wait per step."
@@ -105,12 +129,36 @@ def post(
     "--wait-for-app", type=Seconds(), default=0.0, help="Seconds to retry while the app starts."
 )
 def send_test(
-    text: str, url: str | None, space_id: str, wait: bool, timeout: float, wait_for_app: float
+    text: str,
+    kind: str,
+    file: str | None,
+    target: str | None,
+    emoji: str,
+    json_file: BinaryIO | None,
+    group: bool,
+    sender: str,
+    platform: str,
+    space_id: str | None,
+    url: str | None,
+    wait: bool,
+    timeout: float,
+    wait_for_app: float,
 ) -> None:
-    """Sign a realistic text delivery and POST it to a running app."""
+    """Sign a realistic delivery (a text, or any --kind) and POST it to a running app.
+
+    It then follows the message through the inbox and prints what the bot did.
+    """
     current = runtime()
-    payload = text_delivery(text, space_id=space_id)
-    message_id = payload["message"]["id"]
+    if json_file is not None:
+        payload = from_json(json_file, sender, platform, space_id, group)
+    else:
+        if kind == "text" and not text:
+            raise click.UsageError("give the TEXT to send (or another --kind)")
+        made = content(kind, text, target=target, file=file, emoji=emoji)
+        chat = "group" if group else "direct"
+        where = {"space_id": space_id, "sender_id": sender, "platform": platform, "chat": chat}
+        payload = delivery(made, **where)
+    message_id = payload["message"]["id"] if isinstance(payload.get("message"), dict) else None
     body = encode(payload)
     secret = current.settings.require_signing_secrets()[0]
     headers = signed_headers(secret, int(time.time()), body)
@@ -118,12 +166,32 @@ def send_test(
     click.echo(f"{status} {answer.strip()}")
     if status >= 300:
         sys.exit(1)
-    if wait and status == 202:
-        show_outcome(current.inbox, message_id, timeout)
+    if wait and status == 202 and isinstance(message_id, str):
+        show_outcome(current.inbox, message_id, timeout, current.settings.max_attempts)
 
 
-def show_outcome(inbox: Inbox, message_id: str, timeout: float) -> None:
-    """Follow the message through the shared inbox until the bot is done with it."""
+def from_json(
+    source: BinaryIO, sender: str, platform: str, space_id: str | None, group: bool
+) -> dict[str, Any]:
+    """A delivery from a JSON file: sent as is, or (a content object) wrapped in one."""
+    try:
+        found = json.loads(source.read())
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--json") from None
+    if not isinstance(found, dict):
+        raise click.BadParameter("a JSON object, please", param_hint="--json")
+    if "event" in found:
+        return found
+    chat = "group" if group else "direct"
+    return delivery(found, space_id=space_id, sender_id=sender, platform=platform, chat=chat)
+
+
+def show_outcome(inbox: Inbox, message_id: str, timeout: float, max_attempts: int) -> None:
+    """Follow the message through the shared inbox until the bot is done with it.
+
+    A failed attempt is said at once, with the bot's error and what happens next:
+    a failing bot should not look like a dead worker.
+    """
     deadline = time.monotonic() + timeout
     state = "pending"
     while time.monotonic() < deadline:
@@ -131,22 +199,55 @@ def show_outcome(inbox: Inbox, message_id: str, timeout: float) -> None:
         if status is None:
             click.echo("(the app stores its inbox elsewhere: see its log for what the bot did)")
             return
+        error = (status.outcome or {}).get("error")
         if status.state == "done":
-            replies = status.outcome.get("replies", []) if status.outcome else []
-            if not replies:
-                click.echo("bot handled it and sent no reply")
-            for reply in replies:
-                content, receipt = reply["content"], reply["receipt"] or {}
-                what = content.get("text") or content.get("emoji") or content
-                click.echo(f"bot replied ({receipt.get('mode', 'sent')}): {what}")
+            for line in outcome_lines(status.outcome or {}):
+                click.echo(line)
             return
         if status.state == "failed":
-            click.echo(f"bot failed: {status.outcome.get('error') if status.outcome else '?'}")
+            click.echo(f"bot failed, parked after {status.attempts} attempt(s): {error}")
+            click.echo(f"  flask spectrum inbox replay {shlex.quote(message_id)}  # once fixed")
+            sys.exit(1)
+        if error and status.state == "pending":
+            click.echo(
+                f"bot failed on attempt {status.attempts} of {max_attempts}: {error}\n"
+                "  it will be retried with backoff; the app's log has the traceback"
+            )
             sys.exit(1)
         state = status.state
         time.sleep(0.1)
     click.echo(f"still {state} after {timeout:g}s: is the app's worker running?")
     sys.exit(1)
+
+
+def outcome_lines(outcome: dict[str, Any]) -> list[str]:
+    """What the bot sent, a line per reply."""
+    replies = outcome.get("replies", [])
+    if not replies:
+        return ["bot handled it and sent no reply"]
+    return [
+        f"bot replied ({(reply['receipt'] or {}).get('mode', 'sent')}): {describe_reply(reply['content'])}"
+        for reply in replies
+    ]
+
+
+def describe_reply(content: dict[str, Any]) -> str:
+    """A stored reply as a person reads it."""
+    kind = content.get("type")
+    if kind == "text":
+        return str(content["text"])
+    if kind == "reaction":
+        return f"{content['emoji']} on {content['target']}"
+    if kind == "markdown":
+        return f"(markdown) {content['markdown']}"
+    if kind == "reply":
+        return f"(in the thread of {content['target']}) {describe_reply(content['content'])}"
+    if kind in ("file", "voice"):
+        return f"({kind}) {content['name']}, {content['mimeType']}"
+    if kind == "later":
+        when = time.strftime("%H:%M:%S", time.localtime(content["at"]))
+        return f"(at {when}) " + "; ".join(describe_reply(c) for c in content["replies"])
+    return json.dumps(content, ensure_ascii=False)
 
 
 @spectrum.command("sign")
@@ -370,9 +471,15 @@ def add_optional_commands(group: AppGroup) -> None:
     help="Seconds between RQ's checks for jobs whose worker died.",
 )
 @click.option("--burst", is_flag=True, help="Stop once the queue is empty.")
+@click.option(
+    "--reload", is_flag=True, help="Restart when the project's code changes (development)."
+)
 @with_appcontext
-def worker_command(maintenance_interval: int, burst: bool) -> None:
+def worker_command(maintenance_interval: int, burst: bool, reload: bool) -> None:
     """Run the bot on queued messages (Redis inbox); start as many as you need."""
+    if reload:
+        reload_worker(maintenance_interval)
+        return
     from .inbox import check_durable
     from .inbox.redis_runner import JobTools, work
     from .inbox.redis_store import RedisInbox
@@ -387,6 +494,31 @@ def worker_command(maintenance_interval: int, burst: bool) -> None:
         raise click.ClickException(f"cannot reach Redis at {current.inbox.url}: {exc}") from None
     tools = JobTools.from_settings(current.settings, current.inbox, current.bot)
     work(current.inbox, tools, maintenance_interval=maintenance_interval, burst=burst)
+
+
+def reload_worker(maintenance_interval: int) -> None:
+    """Run the worker as a child, restarted whenever a .py file of the project changes.
+
+    watchfiles does the watching (and ignores .venv, node_modules and the like).
+    """
+    try:
+        import watchfiles  # a development dependency
+    except ImportError:
+        raise click.ClickException(
+            "--reload needs watchfiles: pip install -e '.[dev]' (make install)"
+        ) from None
+
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, "-m", "flask", "--app", __package__, "spectrum", "worker"]
+    command += ["--maintenance-interval", str(maintenance_interval)]
+    click.echo(f"worker reloads when {root} changes (Ctrl-C stops)")
+    watchfiles.run_process(
+        root,
+        target=shlex.join(command),
+        target_type="command",
+        watch_filter=watchfiles.PythonFilter(),
+        callback=lambda changes: click.echo(f"{len(changes)} change(s): restarting the worker"),
+    )
 
 
 add_optional_commands(spectrum)
