@@ -17,6 +17,7 @@ from pathlib import Path
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
+from werkzeug.serving import is_running_from_reloader
 
 from . import cli, webhook
 from .botkit import Bot
@@ -67,9 +68,12 @@ def start_bot_threads(app: Flask, settings: Settings, inbox: Inbox, bot: Bot) ->
         return None
     threads = BotThreads.from_settings(settings, inbox, bot)
     if settings.start_worker:
-        # Started on the first request, not here: `flask spectrum ...` commands load
-        # the app too and must not start handling messages. gunicorn.conf.py starts
-        # them as soon as each worker process boots.
+        # Not started here in general: `flask spectrum ...` commands load the app too
+        # and must not handle messages. gunicorn.conf.py starts them as each worker
+        # boots; `flask run`'s reloader child starts them now, so that after a reload
+        # pending and retried messages go on without waiting for a request.
+        if is_running_from_reloader():
+            threads.start()
         app.before_request(threads.start)
         atexit.register(threads.stop)
     return threads

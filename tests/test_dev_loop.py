@@ -1,0 +1,118 @@
+"""The development loop on a bake: fix bot.py while the app runs, and it goes on.
+
+`make dev` (Flask's reloader): a message the broken bot failed is handled by the
+fixed code after the reload, with no new request to wake the app up. `make worker`
+with Redis (`--reload`, watchfiles): after an edit, the worker answers with the
+new code.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import Served, delivery, signed, use_bot  # bench/harness.py
+
+BOT = '''"""A bot under development."""
+
+from .botkit import Bot, Context
+from .events import Text
+
+bot = Bot()
+
+
+@bot.on(Text)
+def answer(ctx: Context, text: Text) -> str:
+    {body}
+'''
+BROKEN = BOT.format(body='raise RuntimeError("not written yet")')
+
+
+def version(name: str) -> str:
+    return BOT.format(body=f'return "{name}: " + text.text')
+
+
+def wait_for_log(served: Served, text: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while text not in served.log():
+        assert time.monotonic() < deadline, f"{text!r} never logged:\n{served.log()[-4000:]}"
+        time.sleep(0.1)
+    return served.log()
+
+
+def post(served: Served, message_id: str, text: str) -> int:
+    body = delivery(message_id, text)
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+    connection.request("POST", "/spectrum-webhook", body, signed(body))
+    return connection.getresponse().status
+
+
+def wait_until_listening(served: Served, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=2)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        assert process.poll() is None, served.log()
+        assert time.monotonic() < deadline, served.log()
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Started in groups of their own (reloaders have children): all killed at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_make_dev_handles_a_failed_message_after_the_fix(
+    bake, tmp_path: Path, processes: list
+) -> None:
+    project = bake()
+    use_bot(project, BROKEN)
+    served = Served(project, tmp_path, FLASK_SKIP_DOTENV="1")
+    # What `make dev` runs.
+    flask = ["flask", "--app", "my_spectrum_bot", "run", "--debug", "--port", str(served.port)]
+    processes.append(served._spawn(*flask))
+    wait_until_listening(served, processes[0])
+    assert post(served, "m-dev-1", "hello") == 202
+    wait_for_log(served, 'retrying message_id="m-dev-1" attempt=1')
+    use_bot(project, version("fixed"))
+    # No request after the edit: the reloaded app picks the retry up by itself.
+    log = wait_for_log(served, 'text="fixed: hello"')
+    assert "Restarting with" in log.split('retrying message_id="m-dev-1"')[1]
+
+
+def test_make_worker_reloads_on_code_changes(bake, tmp_path: Path, processes: list) -> None:
+    project = bake(inbox="redis")
+    use_bot(project, version("first"))
+    served = Served(project, tmp_path, redis=True, FLASK_SKIP_DOTENV="1")
+    try:
+        served.start()
+        # What `make worker` runs.
+        processes.append(
+            served._spawn("flask", "--app", "my_spectrum_bot", "spectrum", "worker", "--reload")
+        )
+        assert post(served, "m-worker-1", "hi") == 202
+        wait_for_log(served, 'text="first: hi"', timeout=60)
+        use_bot(project, version("second"))
+        wait_for_log(served, "change(s): restarting the worker")
+        assert post(served, "m-worker-2", "hi") == 202
+        log = wait_for_log(served, 'text="second: hi"', timeout=60)
+        assert 'text="first: hi"' not in log.split("m-worker-2")[1]
+    finally:
+        served.close()
