@@ -151,9 +151,12 @@ def next_steps(answers, record_note):
         f"Created {slug}/ with a development signing secret in {slug}/.env",
         "Next:",
         f"  cd {slug}",
-        "  make demo    # install, start under gunicorn, send a signed test delivery",
-        "  make test    # run the tests",
-        f"Then edit {package}/bot.py. README.md has the rest.",
+        "  make demo        # install, start under gunicorn, send a signed test delivery",
+        "  make test        # run every test",
+        f"Then edit {package}/bot.py, with the app and the playground running:",
+        "  make dev         # restarts on save",
+        "  make playground  # chat with it at http://127.0.0.1:8025 (or make chat)",
+        "  make test-bot    # your bot's tests. README.md has the rest.",
     ]
     if answers["inbox"] == "redis":
         lines += [

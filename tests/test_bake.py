@@ -88,6 +88,34 @@ def test_combinations_pass_their_own_tests(bake, context: dict[str, str]) -> Non
     assert "skipped" not in tests.stdout.splitlines()[-1], tests.stdout[-3000:]
 
 
+ANOTHER_BOT = '''"""Not the sample bot: every framework test must pass with it too."""
+
+from .botkit import Bot, Context
+from .events import Text
+
+bot = Bot()
+
+
+@bot.on(Text)
+def shout(ctx: Context, text: Text) -> str:
+    return text.text.upper() + "!"
+'''
+
+
+def test_framework_tests_do_not_depend_on_the_sample_bot(bake) -> None:
+    """A user's bot.py replaces the sample: the project's other tests still pass."""
+    project = bake(inbox="redis")  # every test file the template has
+    (project / "my_spectrum_bot" / "bot.py").write_text(ANOTHER_BOT)
+    other_tests = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    tests = run([*other_tests, "--ignore", "tests/test_bot.py"], project)
+    assert tests.returncode == 0, tests.stdout[-3000:]
+    assert "skipped" not in tests.stdout.splitlines()[-1], tests.stdout[-3000:]
+    # The sample's own tests do see the change: they are the ones to edit.
+    assert run([*other_tests, "tests/test_bot.py"], project).returncode == 1
+    module = "import types, my_spectrum_bot.bot as m; assert isinstance(m, types.ModuleType)"
+    assert run([sys.executable, "-c", module], project).returncode == 0
+
+
 def test_default_bake_is_formatted(bake) -> None:
     project = bake()
     result = ruff(project, "format", "--check")
