@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 TEMPLATE = Path(__file__).resolve().parent.parent
+# Baked suites mostly wait on servers they start: 4 processes, as `make test` runs them.
+PYTEST = ["-q", "-p", "no:cacheprovider", "-n", "4"]
 SKIP_DIRS = {".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "instance", "node_modules"}
 
 
@@ -33,7 +35,7 @@ def run(
 
 def run_baked_tests(project: Path) -> subprocess.CompletedProcess:
     """The baked project's own suite, run with this environment's Python and packages."""
-    return run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project)
+    return run([sys.executable, "-m", "pytest", *PYTEST], project)
 
 
 @pytest.fixture

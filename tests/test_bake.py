@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE, baked_files, run, run_baked_tests
+from conftest import PYTEST, TEMPLATE, baked_files, run, run_baked_tests
 from import_graph import import_cycle
 
 CHOICES = {
@@ -106,7 +106,7 @@ def test_framework_tests_do_not_depend_on_the_sample_bot(bake) -> None:
     """A user's bot.py replaces the sample: the project's other tests still pass."""
     project = bake(inbox="redis")  # every test file the template has
     (project / "my_spectrum_bot" / "bot.py").write_text(ANOTHER_BOT)
-    other_tests = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    other_tests = [sys.executable, "-m", "pytest", *PYTEST]
     tests = run([*other_tests, "--ignore", "tests/test_bot.py"], project)
     assert tests.returncode == 0, tests.stdout[-3000:]
     assert "skipped" not in tests.stdout.splitlines()[-1], tests.stdout[-3000:]
