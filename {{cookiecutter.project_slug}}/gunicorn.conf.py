@@ -6,16 +6,27 @@ GUNICORN_THREADS) or the command line.
 
 import multiprocessing
 import os
+import shutil
 import sys
-from pathlib import Path
+import tempfile
 
-from {{ cookiecutter.package_name }}.envfile import EnvFileError, load_env_file
+# Each worker writes its metrics to this folder and /metrics adds them up
+# (metrics.py). Set before anything imports prometheus_client, which reads it
+# once; a fresh folder per run, as the last run's processes are gone.
+made_metrics_dir = "" if "PROMETHEUS_MULTIPROC_DIR" in os.environ else tempfile.mkdtemp()
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", made_metrics_dir)
+
+from {{ cookiecutter.package_name }} import logs  # noqa: E402
+from {{ cookiecutter.package_name }}.config import ConfigError, Settings  # noqa: E402
 
 try:
-    load_env_file(Path(".env"))  # gunicorn itself never reads .env
-except EnvFileError as exc:
+    settings = Settings.from_env()  # reads .env too: gunicorn itself never does
+except ConfigError as exc:
     print(f"Error: {exc.message}", file=sys.stderr)
     sys.exit(1)
+
+# One format (LOG_FORMAT) for gunicorn's own lines and the app's, on stderr.
+logconfig_dict = logs.config(settings.log_format, settings.log_level, settings.access_log)
 
 wsgi_app = "{{ cookiecutter.package_name }}:create_app()"
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
@@ -34,18 +45,16 @@ preload_app = False
 # gunicorn >= 25 opens a control socket at one per-user path, which two apps run
 # by the same user would fight over; nothing here uses it.
 control_socket_disable = True
-accesslog = "-"
+# A line per request only with GUNICORN_ACCESS_LOG=1 (the webhook logs each delivery).
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 
 
 def on_starting(server):
     """Refuse to start, in one line, when the settings are wrong."""
-    from {{ cookiecutter.package_name }}.config import ConfigError, Settings
     from {{ cookiecutter.package_name }}.inbox import check_durable, open_inbox
     from {{ cookiecutter.package_name }}.inbox.contract import InboxUnavailable
 
     try:
-        settings = Settings.from_env()
         settings.require_signing_secrets()
         check_durable(settings, open_inbox(settings))
     except ConfigError as exc:
@@ -72,3 +81,15 @@ def worker_exit(server, worker):
     bot_threads = runtime(app).bot_threads if app is not None else None
     if bot_threads is not None:
         bot_threads.stop(timeout=graceful_timeout - 5)
+
+
+def child_exit(server, worker):
+    # Its counters stay in the sums; its live gauges (none yet) would be dropped.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if made_metrics_dir:
+        shutil.rmtree(made_metrics_dir, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.botkit import Bot, Context, React
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.events import Attachment, Text
+from {{ cookiecutter.package_name }}.logs import TextFormatter
 from {{ cookiecutter.package_name }}.samples import encode, text_delivery
 from {{ cookiecutter.package_name }}.verify import signed_headers
 
@@ -57,6 +59,15 @@ class BlockingBot(Bot):
             self.started.set()
             self.release.wait(timeout)
             return "done"
+
+
+@pytest.fixture(autouse=True)
+def log_lines_as_the_app_writes_them(request: pytest.FixtureRequest) -> None:
+    """caplog.text and a failed test's "Captured log" in the app's text format, fields
+    (extra=) included."""
+    logging_plugin = request.config.pluginmanager.get_plugin("logging-plugin")
+    for handler in (logging_plugin.caplog_handler, logging_plugin.report_handler):
+        handler.setFormatter(TextFormatter())
 
 
 def listening(port: int) -> bool:
@@ -158,20 +169,27 @@ def post(client: FlaskClient) -> Post:
 
 @pytest.fixture(scope="session")
 def bridge_dir() -> Path:
-    """bridge/ with its node_modules, installed from the lock file if missing."""
+    """bridge/ with its node_modules, installed from the lock file if missing.
+
+    The test processes (`make test` runs 4) take turns: one installs, the others
+    wait for it rather than run `npm ci` into the same folder at once.
+    """
     from {{ cookiecutter.package_name }}.config import DEFAULT_BRIDGE_DIR
 
-    if not (DEFAULT_BRIDGE_DIR / "node_modules" / "spectrum-ts").is_dir():
-        npm = shutil.which("npm")
-        assert npm, "node is installed but npm is not: install npm to test the reply bridge"
-        done = subprocess.run(
-            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
-            cwd=DEFAULT_BRIDGE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert done.returncode == 0, f"npm ci failed in bridge/:\n{done.stderr[-3000:]}"
+    with open(DEFAULT_BRIDGE_DIR / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        # npm writes this file last: its presence means a complete install.
+        if not (DEFAULT_BRIDGE_DIR / "node_modules" / ".package-lock.json").is_file():
+            npm = shutil.which("npm")
+            assert npm, "node is installed but npm is not: install npm to test the reply bridge"
+            done = subprocess.run(
+                [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+                cwd=DEFAULT_BRIDGE_DIR,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert done.returncode == 0, f"npm ci failed in bridge/:\n{done.stderr[-3000:]}"
     return DEFAULT_BRIDGE_DIR
 
 

@@ -80,7 +80,8 @@ def test_a_hung_bridge_times_out_and_is_replaced(caplog: pytest.LogCaptureFixtur
         first = pid(bridge)
         with pytest.raises(BridgeError, match=r"no answer from the bridge within 0.5s"):
             send(bridge, "hang")
-        assert "silent for 0.5s, restarting it" in caplog.text
+        assert "bridge restarting pid=" in caplog.text
+        assert 'why="silent for 0.5s"' in caplog.text
         assert send(bridge, "after")  # a new process, after a short pause
         assert pid(bridge) != first
     finally:
@@ -229,6 +230,7 @@ def test_node_gets_only_what_it_uses(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("REDIS_URL", "redis://:password@redis.internal:6379/0")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "cloud-secret")
     monkeypatch.setenv("SPECTRUM_TELEGRAM_BOT_TOKEN", "telegram-token")
+    monkeypatch.setenv("SPECTRUM_METRICS_TOKEN", "scrape-token")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     settings = Settings(
         signing_secrets=("webhook-secret",),
@@ -241,6 +243,7 @@ def test_node_gets_only_what_it_uses(tmp_path: Path, monkeypatch: pytest.MonkeyP
     env = sender.bridge.env
     assert "webhook-secret" not in env.values()
     assert "REDIS_URL" not in env and "AWS_SECRET_ACCESS_KEY" not in env
+    assert "SPECTRUM_METRICS_TOKEN" not in env
     assert env["SPECTRUM_TELEGRAM_BOT_TOKEN"] == "telegram-token"  # the SDK's provider fields
     assert env["HTTPS_PROXY"] == "http://proxy.internal:3128" and env["PATH"]
     assert (env["SPECTRUM_PROJECT_ID"], env["SPECTRUM_PROJECT_SECRET"]) == ("p", "s")

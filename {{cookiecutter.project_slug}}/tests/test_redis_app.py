@@ -11,7 +11,7 @@ from conftest import SECRET, WEBHOOK_PATH, echo_bot, listening, redis_arguments,
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.inbox.redis_store import RedisInbox
+from {{ cookiecutter.package_name }}.inbox.redis_store import RedisInbox, shown_url
 from {{ cookiecutter.package_name }}.runtime import runtime
 from {{ cookiecutter.package_name }}.samples import encode, text_delivery
 from {{ cookiecutter.package_name }}.verify import signed_headers
@@ -82,6 +82,9 @@ def test_a_redis_without_persistence_is_refused_in_one_line(
             time.sleep(0.05)
         url = f"redis://127.0.0.1:{port}/0"
         app = create_app(dataclasses.replace(settings, redis_url=url), bot=echo_bot())
+        ready = app.test_client().get("/readyz")
+        assert ready.status_code == 503
+        assert "appendonly no" in ready.json["checks"]["inbox"]["error"]
         result = app.test_cli_runner().invoke(args=["spectrum", "worker", "--burst"])
         assert result.exit_code == 1
         assert result.output == (
@@ -93,6 +96,32 @@ def test_a_redis_without_persistence_is_refused_in_one_line(
         app = create_app(allowed, bot=echo_bot())
         result = app.test_cli_runner().invoke(args=["spectrum", "worker", "--burst"])
         assert result.exit_code == 0, result.output
+        ready = app.test_client().get("/readyz")
+        assert ready.status_code == 200  # told to accept it: a warning, not a failure
+        assert "appendonly no" in ready.json["checks"]["inbox"]["warning"]
     finally:
         server.terminate()
         server.wait()
+
+
+def test_ready_and_metrics_with_redis(settings: Settings, redis_server: str) -> None:
+    app = create_app(dataclasses.replace(settings, redis_url=redis_server), bot=echo_bot())
+    runtime(app).inbox.connection.flushdb()
+    ready = app.test_client().get("/readyz")
+    assert ready.status_code == 200, ready.json
+    assert ready.json["checks"]["inbox"] == {"ok": True}
+    assert ready.json["checks"]["replies"]["where"] == "the bot workers (flask spectrum worker)"
+    post(app, "m-1")
+    metrics = app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'spectrum_inbox_messages{state="pending"} 1.0' in metrics
+    app.test_cli_runner().invoke(args=["spectrum", "worker", "--burst"])
+    metrics = app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'spectrum_inbox_messages{state="pending"} 0.0' in metrics
+
+
+def test_a_redis_password_is_never_shown() -> None:
+    assert (
+        shown_url("redis://:hunter2@redis.internal:6379/0") == "redis://:***@redis.internal:6379/0"
+    )
+    assert shown_url("redis://bot:hunter2@10.0.0.5/1") == "redis://bot:***@10.0.0.5/1"
+    assert shown_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"

@@ -94,7 +94,7 @@ def test_a_reply_that_keeps_failing_is_parked_with_its_space(
     assert (status.state, status.attempts) == ("failed", 3)
     reason = 'reply 1 to space_id="any;-;+15550100" not sent: bridge exited'
     assert status.outcome == {"error": reason}
-    assert f'parked message_id="m-1" attempts=3 error={json.dumps(reason)}' in caplog.text
+    assert f'parked message_id="m-1" attempt=3 error={json.dumps(reason)}' in caplog.text
     assert "Traceback" not in caplog.text  # the reason says it all
     assert sender.sent == ["first"] and runs == ["m-1"]
 

@@ -119,7 +119,7 @@ def test_bad_requests_are_refused_with_a_reason(
 ) -> None:
     response = post(**kwargs)
     assert (response.status_code, response.json) == (status, {"error": reason})
-    assert any(f"rejected status={status}" in r.getMessage() for r in caplog.records)
+    assert f"rejected status={status} " in caplog.text
 
 
 @pytest.mark.parametrize(("direction", "word"), [(-1, "old"), (1, "in the future")])
@@ -139,7 +139,7 @@ def test_the_secret_and_the_body_never_reach_the_log(
     body = encode(text_delivery("top secret text", message_id="m-1"))
     post(body, secret="wrong")
     post(body)
-    logged = "\n".join(r.getMessage() for r in caplog.records)
+    logged = caplog.text  # every line with its fields
     assert SECRET not in logged
     assert "top secret text" not in logged
 
@@ -256,7 +256,7 @@ def test_a_full_disk_means_503_with_the_reason_then_recovers(
     refused = statuses.index(503)  # the disk filled up after a few messages
     assert all(status == 202 for status in statuses[:refused])
     assert runtime(app).inbox.status(f"m-{refused}") is None  # nothing half-stored
-    assert "reason=OperationalError: database or disk is full" in caplog.text
+    assert 'reason="OperationalError: database or disk is full"' in caplog.text
     # The failed connection was dropped; the next one has room again (the disk was freed).
     assert send(f"m-{refused}").status_code == 202
 
@@ -296,7 +296,10 @@ def json_with_escapes(message_prefix: str, space_prefix: str) -> bytes:
 
 
 def test_json_nested_too_deeply_is_refused_not_a_crash(post: Post) -> None:
-    body = b"[" * 5000 + b"]" * 5000
+    depth = min(5000, MAX_BODY_BYTES // 2)  # deeper than the parser goes, within the limit
+    if depth < 1500:
+        pytest.skip(f"a body nested deeper than the parser goes does not fit in {MAX_BODY_BYTES} bytes")
+    body = b"[" * depth + b"]" * depth
     response = post(body)
     assert (response.status_code, response.json) == (
         400,

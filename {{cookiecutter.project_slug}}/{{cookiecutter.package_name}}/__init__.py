@@ -19,7 +19,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import is_running_from_reloader
 
-from . import cli, webhook
+from . import cli, logs, ops, webhook
 from .botkit import Bot
 from .config import Settings
 from .inbox import open_inbox
@@ -38,16 +38,18 @@ def create_app(config: Settings | None = None, *, bot: Bot | None = None) -> Fla
     settings.check()
     make_private(settings.instance_dir)
     if bot is None:
-        from .bot import bot
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+        from .bot import bot as sample
+
+        bot = sample
+    if not logging.getLogger().handlers:  # gunicorn (gunicorn.conf.py) has set it up already
+        logs.configure(settings.log_format, settings.log_level)
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
     inbox = open_inbox(settings)
     bot_threads = start_bot_threads(app, settings, inbox, bot)
     app.extensions["spectrum"] = Runtime(settings, inbox, bot, bot_threads)
 
     app.register_blueprint(webhook.bp)
+    app.register_blueprint(ops.bp)
     app.register_error_handler(HTTPException, json_error)
     app.cli.add_command(cli.spectrum)
     return app
@@ -82,5 +84,5 @@ def start_bot_threads(app: Flask, settings: Settings, inbox: Inbox, bot: Bot) ->
 def json_error(error: HTTPException) -> tuple[Response, int]:
     """Short JSON for 404, 405, 413 ... instead of Werkzeug's HTML pages."""
     status = error.code or 500
-    log.warning("rejected status=%d reason=%s", status, error.name)
+    log.warning("rejected", extra={"status": status, "reason": error.name})
     return jsonify(error=error.name), status

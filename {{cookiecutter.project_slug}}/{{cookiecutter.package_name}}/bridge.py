@@ -143,7 +143,7 @@ class Bridge:
         if answer.get("ok"):
             self.process.succeeded()
         if pending is None:
-            log.debug("late answer ignored: %s", answer.get("id"))
+            log.debug("late answer ignored", extra={"request": answer.get("id")})
             return
         pending.answer = answer
         pending.done.set()
@@ -155,7 +155,10 @@ class Bridge:
             for request_id in orphans:
                 del self._pending[request_id]
         if orphans:
-            log.warning("bridge pid=%d exited, failing %d request(s)", proc.pid, len(orphans))
+            log.warning(
+                "bridge exited, failing its requests",
+                extra={"pid": proc.pid, "requests": len(orphans)},
+            )
         for pending in orphans.values():
             pending.error = f"the bridge exited (code {code}) before answering"
             pending.done.set()
@@ -223,6 +226,8 @@ def _where(space: Space) -> dict[str, Any]:
 _NODE_PREFIXES = ("SPECTRUM_", "NODE_", "GRPC_", "LC_")
 _NODE_NAMES = {"PATH", "HOME", "TMPDIR", "LANG", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR"}
 _PROXIES = {"http_proxy", "https_proxy", "no_proxy", "all_proxy"}
+# The app's own secrets, whatever their prefix.
+_APP_ONLY = {SIGNING_SECRET_ENV, "SPECTRUM_SIGNING_SECRET", "SPECTRUM_METRICS_TOKEN"}
 
 
 def node_environment(environ: Mapping[str, str]) -> dict[str, str]:
@@ -231,7 +236,7 @@ def node_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return {
         name: value
         for name, value in environ.items()
-        if name != SIGNING_SECRET_ENV
+        if name not in _APP_ONLY
         and (name in _NODE_NAMES or name.startswith(_NODE_PREFIXES) or name.lower() in _PROXIES)
     }
 

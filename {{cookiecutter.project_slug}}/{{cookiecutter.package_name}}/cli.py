@@ -52,12 +52,14 @@ def http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     return value
 
 
-class Seconds(click.ParamType):
+class Seconds(click.ParamType):  # type: ignore[type-arg]
     """A finite, non-negative number of seconds (float() also takes "nan" and "inf")."""
 
     name = "seconds"
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
         try:
             seconds = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
@@ -156,8 +158,7 @@ def send_test(
             raise click.UsageError("give the TEXT to send (or another --kind)")
         made = content(kind, text, target=target, file=file, emoji=emoji)
         chat = "group" if group else "direct"
-        where = {"space_id": space_id, "sender_id": sender, "platform": platform, "chat": chat}
-        payload = delivery(made, **where)
+        payload = delivery(made, space_id=space_id, sender_id=sender, platform=platform, chat=chat)
     message_id = payload["message"]["id"] if isinstance(payload.get("message"), dict) else None
     body = encode(payload)
     secret = current.settings.require_signing_secrets()[0]
@@ -474,15 +475,21 @@ def add_optional_commands(group: AppGroup) -> None:
 @click.option(
     "--reload", is_flag=True, help="Restart when the project's code changes (development)."
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="Serve this worker's Prometheus metrics on this port (0: not at all). Keep it private.",
+)
 @with_appcontext
-def worker_command(maintenance_interval: int, burst: bool, reload: bool) -> None:
+def worker_command(maintenance_interval: int, burst: bool, reload: bool, metrics_port: int) -> None:
     """Run the bot on queued messages (Redis inbox); start as many as you need."""
     if reload:
         reload_worker(maintenance_interval)
         return
     from .inbox import check_durable
     from .inbox.redis_runner import JobTools, work
-    from .inbox.redis_store import RedisInbox
+    from .inbox.redis_store import RedisInbox, shown_url
 
     current = runtime()
     if not isinstance(current.inbox, RedisInbox):
@@ -491,9 +498,23 @@ def worker_command(maintenance_interval: int, burst: bool, reload: bool) -> None
         current.inbox.ping()
         check_durable(current.settings, current.inbox)
     except InboxUnavailable as exc:
-        raise click.ClickException(f"cannot reach Redis at {current.inbox.url}: {exc}") from None
+        where = shown_url(current.inbox.url)
+        raise click.ClickException(f"cannot reach Redis at {where}: {exc}") from None
+    if metrics_port:
+        serve_worker_metrics(metrics_port)
     tools = JobTools.from_settings(current.settings, current.inbox, current.bot)
     work(current.inbox, tools, maintenance_interval=maintenance_interval, burst=burst)
+
+
+def serve_worker_metrics(port: int) -> None:
+    """This worker's metrics (what it handled, how long, replies failed, bridge restarts),
+    from a thread of prometheus_client's, for Prometheus to scrape and add up."""
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port)
+    except OSError as exc:
+        raise click.ClickException(f"--metrics-port {port}: {exc.strerror}") from None
 
 
 def reload_worker(maintenance_interval: int) -> None:

@@ -66,6 +66,12 @@ class Settings:
     ordered: bool = True
     start_worker: bool = True
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one object per line (LOG_FORMAT)
+    access_log: bool = False  # gunicorn's line per request; the webhook logs each delivery
+    # /metrics (Prometheus): on unless SPECTRUM_METRICS=off; with a token, only for
+    # requests that bear it (set one on any public deployment).
+    metrics: bool = True
+    metrics_token: str = ""
     port: int = 8000
     # Replies (bridge/): the project's credentials, not the webhook signing secret.
     project_id: str = ""
@@ -111,7 +117,11 @@ class Settings:
                 environ, "SPECTRUM_RETENTION_SECONDS", cls.retention_seconds
             ),
             ordered=_order(environ.get("SPECTRUM_ORDER", "")),
-            log_level=environ.get("LOG_LEVEL", cls.log_level).upper(),
+            log_level=_log_level(environ.get("LOG_LEVEL", "")),
+            log_format=_log_format(environ.get("LOG_FORMAT", "")),
+            access_log=_flag(environ, "GUNICORN_ACCESS_LOG", False),
+            metrics=_flag(environ, "SPECTRUM_METRICS", True),
+            metrics_token=environ.get("SPECTRUM_METRICS_TOKEN", "").strip(),
             port=_positive_int(environ, "PORT", cls.port),
             project_id=environ.get("SPECTRUM_PROJECT_ID", "").strip(),
             project_secret=environ.get("SPECTRUM_PROJECT_SECRET", "").strip(),
@@ -182,7 +192,7 @@ class Settings:
         return bool(self.project_id and self.project_secret)
 
 
-SECRET_FIELDS = {"signing_secrets", "project_secret", "ngrok_authtoken"}
+SECRET_FIELDS = {"signing_secrets", "project_secret", "ngrok_authtoken", "metrics_token"}
 
 
 def parse_secrets(value: str) -> tuple[str, ...]:
@@ -211,6 +221,20 @@ def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
     if raw not in ("0", "1", "true", "false", "yes", "no", "on", "off"):
         raise ConfigError(f"{name} must be 1 or 0, got {raw!r}.")
     return raw in ("1", "true", "yes", "on")
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().upper() or "INFO"
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {value!r}.")
+    return level
+
+
+def _log_format(value: str) -> str:
+    log_format = value.strip().lower() or "text"
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT must be 'text' or 'json', got {value!r}.")
+    return log_format
 
 
 def _order(value: str) -> bool:

@@ -29,6 +29,7 @@ from .botkit import Bot, Context
 from .config import Settings
 from .events import Message, Space, Unknown, parse_event
 from .inbox.contract import DependencyDown, HandlingError, Unsendable
+from .metrics import REPLY_FAILURES
 from .replies import Files
 from .sending import DryRunSender, Sender, SenderUnavailable, SendRefused
 from .state import Changes, Entry, StateConflict, Transaction, conversation_scope
@@ -108,8 +109,9 @@ def handle_message(
         stored = [{"content": c, "receipt": None} for c in data["replies"]]
         replies = replies if replies is not None else stored
     else:
-        message = parse_event(data).message
-        assert message is not None  # the webhook only stores valid messages
+        parsed = parse_event(data).message
+        assert parsed is not None  # the webhook only stores valid messages
+        message = parsed
         if replies is None:
             replies = run_bot(tools, message, record, attempt)
     for index, reply in enumerate(replies):
@@ -119,10 +121,8 @@ def handle_message(
             if index < len(replies) - 1 or changes:
                 record.save(replies, changes)
     log.info(
-        "handled message_id=%s content=%s replies=%d",
-        json.dumps(message.id),
-        message.content.type,
-        len(replies),
+        "handled",
+        extra={"message_id": message.id, "content": message.content.type, "replies": len(replies)},
     )
     return {"replies": replies}
 
@@ -144,7 +144,9 @@ def run_bot(tools: Tools, message: Message, record: Recorder, attempt: int) -> S
             record.save(replies, transaction.changes)
             return replies
         except StateConflict as exc:
-            log.info("state changed meanwhile, running the handler again: %s", exc)
+            log.info(
+                "state changed meanwhile, running the handler again", extra={"error": str(exc)}
+            )
     raise HandlingError(f"state kept changing under the handler ({STATE_CONFLICT_RUNS} runs)")
 
 
@@ -192,10 +194,13 @@ def deliver(
     try:
         receipt = tools.sender.send(message.space, content, key=key)
     except SenderUnavailable as exc:
+        REPLY_FAILURES.labels("unavailable").inc()
         raise DependencyDown(f"{where} waits: {exc}", retry_after=exc.retry_after) from exc
     except SendRefused as exc:
+        REPLY_FAILURES.labels("refused").inc()
         raise Unsendable(f"{where} refused: {exc}") from exc
     except Exception as exc:
+        REPLY_FAILURES.labels("failed").inc()
         raise SendFailed(f"{where} not sent: {exc}") from exc
     tag, sent = content.get("tag"), receipt.get("message_id")
     if not (tag and sent):

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from .metrics import BRIDGE_RESTARTS
 from .sending import SenderUnavailable, SendRefused
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 popen.kill()
                 popen.wait()
-        log.info("bridge stopped pid=%d code=%s", popen.pid, popen.returncode)
+        log.info("bridge stopped", extra={"pid": popen.pid, "code": popen.returncode})
 
     def _read_lines(self, stdout: IO[bytes]) -> None:
         for raw in stdout:
@@ -148,7 +149,9 @@ class NodeProcess:
             except ValueError:
                 message = None
             if not isinstance(message, dict):
-                log.warning("bridge wrote a line that is not an answer: %r", raw[:200])
+                log.warning(
+                    "bridge wrote a line that is not an answer", extra={"line": repr(raw[:200])}
+                )
             elif "ready" in message or "fatal" in message:
                 self._fatal = message.get("fatal")
                 self._ready.set()
@@ -163,7 +166,7 @@ class NodeProcess:
         for raw in stderr:
             line = raw.decode(errors="replace").rstrip()
             if line:
-                node_log.info("%s", line)
+                node_log.info(line)
 
 
 class Supervisor:
@@ -228,7 +231,7 @@ class Supervisor:
         with self._cond:
             self._proc, self._starting = proc, False
             self._cond.notify_all()
-        log.info("bridge started pid=%d", proc.pid)
+        log.info("bridge started", extra={"pid": proc.pid})
         return proc
 
     def _start(self, deadline: float) -> NodeProcess:
@@ -245,7 +248,8 @@ class Supervisor:
 
     def kill(self, proc: NodeProcess, why: str) -> None:
         """Replace a process that stopped answering."""
-        log.warning("bridge pid=%d %s, restarting it", proc.pid, why)
+        log.warning("bridge restarting", extra={"pid": proc.pid, "why": why})
+        BRIDGE_RESTARTS.inc()
         with self._cond:
             if self._proc is proc:
                 self._proc = None
@@ -263,8 +267,9 @@ class Supervisor:
                 self._proc = None
             if unexpected:
                 self._back_off()
-        if unexpected:
-            log.warning("bridge pid=%d exited with code %s", proc.pid, code)
+        if unexpected:  # the next request starts another
+            log.warning("bridge exited", extra={"pid": proc.pid, "code": code})
+            BRIDGE_RESTARTS.inc()
         self._on_exit(proc, code)
 
     def close(self, timeout: float) -> None:

@@ -9,7 +9,6 @@ account. `handling.choose_sender` picks one.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Protocol
 
@@ -67,17 +66,13 @@ class DryRunSender:
     mode = "dry-run"
 
     def send(self, space: Space, content: dict[str, Any], key: str) -> dict[str, Any]:
+        # The development view: the reply itself is the point (a real sender logs no text).
         what = {k: v for k, v in content.items() if k not in ("type", "path", "sha256")}
-        log.info(
-            "reply dry-run space_id=%s platform=%s %s",
-            json.dumps(space.id),
-            json.dumps(space.platform),
-            " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in what.items()),
-        )
+        log.info("reply dry-run", extra={"space_id": space.id, "platform": space.platform, **what})
         return {"mode": self.mode}
 
     def typing(self, space: Space, on: bool) -> None:
-        log.debug("typing dry-run space_id=%s on=%s", json.dumps(space.id), on)
+        log.debug("typing dry-run", extra={"space_id": space.id, "on": on})
 
     def fetch(self, space: Space, attachment_id: str, max_bytes: int) -> bytes:
         raise SendRefused(

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from .config import SIGNING_SECRET_ENV, WEBHOOK_PATH, Settings
 from .events import Event, parse_event
 from .inbox.contract import InboxUnavailable
+from .metrics import ACK_SECONDS, DELIVERIES
 from .runtime import runtime
 from .state import conversation_scope
 from .verify import check_headers, verify
@@ -25,23 +27,43 @@ bp = Blueprint("webhook", __name__)
 
 
 class Refused(Exception):
-    """A request that will never be acceptable: answered with a 4xx and its reason."""
+    """A request that will never be acceptable: answered with a 4xx and its reason.
 
-    def __init__(self, status: int, reason: str) -> None:
+    `kind` is the reason in one word, for the metrics: headers, timestamp,
+    signature, too_large or body.
+    """
+
+    def __init__(self, status: int, reason: str, kind: str = "body") -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.kind = kind
+
+
+def answered(
+    outcome: str, status: int, level: int = logging.INFO, why: str = "", **fields: Any
+) -> None:
+    """The one log line (and the metrics) of a delivery: how it ended and how long it took.
+
+    `why` is a refusal's kind, the metrics' label; `fields` go in the log line.
+    """
+    seconds = time.perf_counter() - g.get("arrived", time.perf_counter())
+    DELIVERIES.labels(outcome, why).inc()
+    ACK_SECONDS.observe(seconds)
+    webhook_id = request.headers.get("X-Spectrum-Webhook-Id")
+    fields = {"status": status, "ms": round(seconds * 1000, 1), **fields, "webhook_id": webhook_id}
+    log.log(level, outcome, extra=fields)
+
+
+@bp.before_request
+def arrived() -> None:
+    g.arrived = time.perf_counter()
 
 
 @bp.errorhandler(Refused)
 def refused(exc: Refused) -> tuple[Response, int]:
     """One log line with the reason (never the body or a secret), one short JSON answer."""
-    log.warning(
-        "rejected status=%d reason=%s webhook_id=%s",
-        exc.status,
-        json.dumps(exc.reason),
-        json.dumps(request.headers.get("X-Spectrum-Webhook-Id")),
-    )
+    answered("rejected", exc.status, logging.WARNING, exc.kind, reason=exc.reason)
     return jsonify(error=exc.reason), exc.status
 
 
@@ -51,7 +73,7 @@ def receive() -> tuple[Response, int]:
     body, secret_index = verified_body(current.settings, time.time())
     text, event = parse(body)
     if event.name != "messages":
-        log.info("ignored event=%s", json.dumps(event.name))
+        answered("ignored", 200, event=event.name)
         return jsonify(status="ignored", event=event.name), 200
 
     message = event.message
@@ -62,20 +84,16 @@ def receive() -> tuple[Response, int]:
             message.id, text, webhook_id=webhook_id, conversation=conversation_scope(message)
         )
     except InboxUnavailable as exc:
-        log.error("unavailable status=503 message_id=%s reason=%s", json.dumps(message.id), exc)
+        answered("unavailable", 503, logging.ERROR, message_id=message.id, reason=str(exc))
         return jsonify(error="inbox unavailable, retry later"), 503
     if not accepted:
-        log.info("duplicate message_id=%s", json.dumps(message.id))
+        answered("duplicate", 200, message_id=message.id)
         return jsonify(status="duplicate", message_id=message.id), 200
 
     if current.bot_threads is not None:
         current.bot_threads.wake()
-    log.info(
-        "accepted message_id=%s content=%s secret=%d",
-        json.dumps(message.id),
-        json.dumps(message.content.type),
-        secret_index,
-    )
+    content = message.content.type
+    answered("accepted", 202, message_id=message.id, content=content, secret=secret_index)
     return jsonify(status="accepted", message_id=message.id), 202
 
 
@@ -85,7 +103,7 @@ class NotConfigured(Exception):
 
 @bp.errorhandler(NotConfigured)
 def not_configured(exc: NotConfigured) -> tuple[Response, int]:
-    log.error("unconfigured status=500 reason=%s", json.dumps(str(exc)))
+    answered("unconfigured", 500, logging.ERROR, reason=str(exc))
     return jsonify(error=str(exc)), 500
 
 
@@ -93,13 +111,15 @@ def verified_body(settings: Settings, now: float) -> tuple[bytes, int]:
     """The raw body and the index of the secret that signed it, or `Refused`."""
     if not settings.signing_secrets:
         raise NotConfigured(f"no signing secret configured: set {SIGNING_SECRET_ENV}")
-    too_large = Refused(413, f"body larger than {settings.max_body_bytes} bytes")
+    too_large = Refused(413, f"body larger than {settings.max_body_bytes} bytes", "too_large")
     # Judged on the declared length and the headers, before a single body byte is read.
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise too_large
     verdict = check_headers(request.headers, now, settings.tolerance_seconds)
     if not verdict.ok:
-        raise Refused(verdict.status, verdict.reason)
+        raise Refused(
+            verdict.status, verdict.reason, "timestamp" if verdict.status == 401 else "headers"
+        )
     body = read_body(settings.max_body_bytes)
     if body is None:  # sent chunked, so no length was declared
         raise too_large
@@ -107,7 +127,7 @@ def verified_body(settings: Settings, now: float) -> tuple[bytes, int]:
         body, request.headers, settings.signing_secrets, now, settings.tolerance_seconds
     )
     if not verdict.ok or verdict.secret_index is None:
-        raise Refused(verdict.status, verdict.reason)
+        raise Refused(verdict.status, verdict.reason, "signature")
     return body, verdict.secret_index
 
 
@@ -145,13 +165,3 @@ def parse(body: bytes) -> tuple[str, Event]:
     if event.name == "messages" and event.message is None:
         raise Refused(400, f"malformed delivery: {event.problem}")
     return text, event
-
-
-@bp.get("/healthz")
-def health() -> tuple[Response, int]:
-    try:
-        runtime().inbox.ping()
-    except InboxUnavailable as exc:
-        log.error("health check failed: %s", exc)
-        return jsonify(status="inbox unavailable"), 503
-    return jsonify(status="ok"), 200

@@ -33,10 +33,11 @@ def open_inbox(settings: Settings) -> Inbox:
         )
     from .redis_store import RedisInbox
 
-    return RedisInbox(
+    inbox: Inbox = RedisInbox(  # typed here: in SQLite-only projects the module is not there
         settings.redis_url,
         max_attempts=settings.max_attempts,
         retention_seconds=settings.retention_seconds,
         job_timeout=settings.lease_seconds,
         ordered=settings.ordered,
     )
+    return inbox

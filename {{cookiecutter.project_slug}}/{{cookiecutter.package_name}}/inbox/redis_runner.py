@@ -23,6 +23,7 @@ from rq.job import Job
 from ..botkit import Bot
 from ..config import Settings
 from ..handling import StoredReplies, Tools, handle_message
+from ..metrics import HANDLED, HANDLING_SECONDS
 from ..sending import Sender
 from ..state import Changes, Entry
 from .contract import DependencyDown, Unsendable, describe
@@ -41,9 +42,10 @@ class JobTools:
     @classmethod
     def from_settings(cls, settings: Settings, store: RedisInbox, bot: Bot) -> JobTools:
         tools = Tools.from_settings(settings, bot)
-        log.info(
-            "rq worker pid=%d replies=%s (%s)", os.getpid(), tools.sender.mode, tools.sender_reason
-        )
+        started = {"pid": os.getpid(), "replies": tools.sender.mode}
+        if tools.sender_reason:
+            started["why"] = tools.sender_reason
+        log.info("rq worker started", extra=started)
         return cls(tools, store)
 
     @property
@@ -84,8 +86,10 @@ def run_job(message_id: str, payload: str) -> dict[str, Any]:
     job.save_meta()
 
     record = JobRecorder(tools.store, job)
+    fields = {"message_id": message_id, "attempt": job.meta["attempts"]}
+    started = time.perf_counter()
     try:
-        return handle_message(
+        outcome = handle_message(
             payload, job.meta.get("replies"), tools.tools, record, job.meta["attempts"]
         )
     except DependencyDown as exc:
@@ -95,20 +99,26 @@ def run_job(message_id: str, payload: str) -> dict[str, Any]:
         job.meta["attempts"] -= 1
         job.meta["error"] = describe(exc)
         job.save()
-        log.warning("waiting message_id=%s (attempt not counted) error=%s", message_id, exc)
+        log.warning("waiting", extra=fields | {"error": describe(exc), "counted": False})
+        HANDLED.labels("waiting").inc()
         raise
     except Exception as exc:
         if isinstance(exc, Unsendable):
             job.retries_left = 0  # retrying cannot help: park it now
         job.meta["error"] = describe(exc)
         job.save_meta()
-        log.warning(
-            "attempt %d failed message_id=%s error=%s",
-            job.meta["attempts"],
-            message_id,
-            describe(exc),
+        parked = not job.retries_left
+        log.log(
+            logging.ERROR if parked else logging.WARNING,
+            "parked" if parked else "retrying",
+            extra=fields | {"error": describe(exc)},
         )
+        HANDLED.labels("parked" if parked else "retried").inc()
         raise
+    finally:
+        HANDLING_SECONDS.observe(time.perf_counter() - started)
+    HANDLED.labels("done").inc()
+    return outcome
 
 
 class BotWorker(SimpleWorker):
@@ -150,7 +160,7 @@ def work(inbox: RedisInbox, tools: JobTools, *, maintenance_interval: int, burst
         # Before the first job, so starting Node and the SDK does not eat into its timeout.
         tools.sender.warm_up()
     except Exception as exc:
-        log.warning("replies not ready yet, each job will try again: %s", exc)
+        log.warning("replies not ready yet, each job will try again", extra={"error": str(exc)})
     worker = BotWorker(
         [inbox.queue],
         connection=inbox.connection,

@@ -24,6 +24,8 @@ import contextlib
 import datetime
 import hashlib
 import json
+import time
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -128,7 +130,7 @@ class RedisInbox:
         message_id: str,
         payload: str,
         webhook_id: str | None,
-        previous: bytes | None,
+        previous: bytes | str | None,  # what redis-py's get() is typed to return
         not_before: float | None,
     ) -> None:
         """Queue the message's job in the transaction (which this starts, as RQ does)."""
@@ -148,7 +150,9 @@ class RedisInbox:
             self.queue.schedule_job(job, when, pipeline=pipe)
             return
         # RQ watches the job this one waits for, then starts the transaction.
-        depends_on = Dependency([previous.decode()], allow_failure=True) if previous else None
+        if isinstance(previous, bytes):
+            previous = previous.decode()
+        depends_on = Dependency([previous], allow_failure=True) if previous else None
         self.queue.enqueue_call(JOB_FUNCTION, depends_on=depends_on, pipeline=pipe, **options)
 
     def _retry(self) -> Retry | None:
@@ -271,7 +275,7 @@ class RedisInbox:
         if found.get("appendonly") == "yes":
             return None
         return (
-            f"Redis at {self.url} keeps messages in memory only (appendonly no): a Redis "
+            f"Redis at {shown_url(self.url)} keeps messages in memory only (appendonly no): a Redis "
             "restart would lose acknowledged deliveries. Turn on AOF (appendonly yes)"
         )
 
@@ -279,6 +283,35 @@ class RedisInbox:
         with unavailable_on_error():
             self.connection.ping()
 
+    def probe_write(self) -> None:
+        """A key written: fails on a read-only replica, or a full Redis that refuses writes."""
+        with unavailable_on_error():
+            self.connection.set("spectrum:probe", time.time(), ex=60)
 
-def _version(raw: bytes | None) -> int:
-    return json.loads(raw)["v"] if raw else 0
+    def counts(self) -> dict[str, int]:
+        queue = self.queue
+        with unavailable_on_error():
+            waiting = (
+                queue.count
+                + queue.scheduled_job_registry.count  # retries in their backoff, Later
+                + queue.deferred_job_registry.count  # behind an earlier message (order)
+            )
+            return {
+                "pending": waiting,
+                "working": queue.started_job_registry.count,
+                "parked": queue.failed_job_registry.count,
+            }
+
+
+def shown_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=user + host))
+
+
+def _version(raw: bytes | str | None) -> int:
+    return int(json.loads(raw)["v"]) if raw else 0

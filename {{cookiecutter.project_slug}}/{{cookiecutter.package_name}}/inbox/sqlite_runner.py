@@ -10,7 +10,6 @@ behind by a crashed one. A heartbeat renews the lease of every message in hand.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -19,6 +18,7 @@ import time
 from ..botkit import Bot
 from ..config import Settings
 from ..handling import StoredReplies, Tools, handle_message
+from ..metrics import HANDLED, HANDLING_SECONDS
 from ..replies import Files
 from ..sending import Sender
 from ..state import Changes, Entry
@@ -114,17 +114,18 @@ class BotThreads:
             return False
         with self._held_lock:
             self._held[claim.message_id] = claim
+        started = time.perf_counter()
         try:
             outcome = self._handle(claim)
         except LeaseLost:
-            log.warning(
-                "lease lost message_id=%s: another thread has it", json.dumps(claim.message_id)
-            )
+            log.warning("lease lost: another thread has it", extra={"message_id": claim.message_id})
         except Exception as exc:  # the user's bot may raise anything
             self._failed(claim, exc)
         else:
             self.inbox.done(claim, outcome)
+            HANDLED.labels("done").inc()
         finally:
+            HANDLING_SECONDS.observe(time.perf_counter() - started)
             with self._held_lock:
                 self._held.pop(claim.message_id, None)
         return True
@@ -134,35 +135,25 @@ class BotThreads:
         return handle_message(claim.payload, claim.replies, self.tools, record, claim.attempts)
 
     def _failed(self, claim: Claim, exc: Exception) -> None:
+        fields: dict[str, object] = {"message_id": claim.message_id, "attempt": claim.attempts}
         if isinstance(exc, DependencyDown):
-            log.warning(
-                "waiting message_id=%s in=%.0fs (attempt not counted) error=%s",
-                json.dumps(claim.message_id),
-                exc.delay,
-                json.dumps(describe(exc)),
-            )
+            fields |= {"in_s": round(exc.delay), "error": describe(exc), "counted": False}
+            log.warning("waiting", extra=fields)
+            HANDLED.labels("waiting").inc()
             self.inbox.retry(claim, describe(exc), delay=exc.delay, park=False, counted=False)
             return
         park = claim.attempts >= self.max_attempts or isinstance(exc, Unsendable)
         delay = backoff_seconds(claim.attempts)
         error = describe(exc)
         if park:
-            log.error(
-                "parked message_id=%s attempts=%d error=%s",
-                json.dumps(claim.message_id),
-                claim.attempts,
-                json.dumps(error),
-            )
+            log.error("parked", extra=fields | {"error": error})
         else:
+            # The bot's own errors get their traceback; a refused reply's reason says it all.
+            trace = None if isinstance(exc, HandlingError) else exc
             log.warning(
-                "retrying message_id=%s attempt=%d in=%.0fs error=%s",
-                json.dumps(claim.message_id),
-                claim.attempts,
-                delay,
-                json.dumps(error),
-                # The bot's own errors get their traceback; a refused reply's reason says it all.
-                exc_info=None if isinstance(exc, HandlingError) else exc,
+                "retrying", extra=fields | {"in_s": round(delay), "error": error}, exc_info=trace
             )
+        HANDLED.labels("parked" if park else "retried").inc()
         self.inbox.retry(claim, error, delay=delay, park=park)
 
     # -- threads ---------------------------------------------------------------
@@ -186,13 +177,10 @@ class BotThreads:
             )
             heartbeat.start()
             self._threads.append(heartbeat)
-            log.info(
-                "bot threads started pid=%d threads=%d replies=%s%s",
-                os.getpid(),
-                self.threads,
-                self.sender.mode,
-                f" ({self.tools.sender_reason})" if self.tools.sender_reason else "",
-            )
+            started = {"pid": os.getpid(), "threads": self.threads, "replies": self.sender.mode}
+            if self.tools.sender_reason:
+                started["why"] = self.tools.sender_reason
+            log.info("bot threads started", extra=started)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Let each thread finish the message it holds, give back the rest, stop the sender.
@@ -210,9 +198,7 @@ class BotThreads:
         with self._held_lock:
             unfinished, self._held = list(self._held.values()), {}
         for claim in unfinished:
-            log.warning(
-                "released message_id=%s unfinished at shutdown", json.dumps(claim.message_id)
-            )
+            log.warning("released unfinished at shutdown", extra={"message_id": claim.message_id})
             self.inbox.release(claim)
         self.tools.sender.close()
 
@@ -226,7 +212,7 @@ class BotThreads:
                 try:
                     self.inbox.renew(claim, self.lease_seconds)
                 except InboxUnavailable as exc:
-                    log.warning("could not renew a lease: %s", exc)
+                    log.warning("could not renew a lease", extra={"error": str(exc)})
 
     def _run(self) -> None:
         # Nothing may end this loop but stop(): a thread that died would leave its
@@ -237,7 +223,7 @@ class BotThreads:
                 busy = self.process_one()
                 self.trouble = None
             except InboxUnavailable as exc:
-                log.warning("inbox unavailable, will retry: %s", exc)
+                log.warning("inbox unavailable, will retry", extra={"error": str(exc)})
                 self.trouble, busy = str(exc), False
             except Exception as exc:
                 log.exception("bot thread error, carrying on")
