@@ -78,6 +78,10 @@ def test_every_combination_bakes_and_lints(bake, context: dict[str, str]) -> Non
             assert (project / path).exists() == (context[field] == value), path
     assert ruff(project, "check").returncode == 0, ruff(project, "check").stdout
     assert import_cycle(project / "my_spectrum_bot") is None
+    if context["dockerfile"] == "yes":  # the other half has the same Python files
+        # `make typecheck`: strict, with the settings in the bake's pyproject.toml.
+        typed = run([sys.executable, "-m", "mypy", "--no-incremental"], project)
+        assert typed.returncode == 0, typed.stdout
 
 
 @pytest.mark.parametrize("context", TESTED, ids=ids(TESTED))

@@ -20,7 +20,7 @@ def remember_answer(ctx: Context, text: Text) -> str:
 
 @bot.command("recall")
 def recall(ctx: Context, command: Command) -> str:
-    return ctx.state.get("note", "Nothing yet: try /remember.")
+    return str(ctx.state.get("note", "Nothing yet: try /remember."))
 
 
 @bot.text("hello")  # a text pattern: a string (any case) or a compiled regex

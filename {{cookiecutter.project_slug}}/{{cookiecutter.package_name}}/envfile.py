@@ -129,7 +129,8 @@ class KnownWebhooks:
 
     def all(self) -> dict[str, dict[str, str]]:
         try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
+            found: dict[str, dict[str, str]] = json.loads(self.path.read_text(encoding="utf-8"))
+            return found
         except (FileNotFoundError, ValueError):
             return {}
 

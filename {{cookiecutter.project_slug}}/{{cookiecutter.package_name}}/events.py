@@ -368,8 +368,8 @@ def parse_event(data: JSON) -> Event:
     if name != "messages":
         return Event(name=name, space=space, raw=data)
     if not isinstance(data.get("message"), dict):
-        problem = _unusable(data, "message", "message", "an object")
-        return Event(name=name, space=space, problem=problem, raw=data)
+        unusable = _unusable(data, "message", "message", "an object")
+        return Event(name=name, space=space, problem=unusable, raw=data)
     message, problem = _message(data["message"])
     if message is not None and space is not None:
         # The top-level space is the fuller copy (it carries `phone` and `type`).

@@ -252,6 +252,7 @@ def _tagged(content: dict[str, Any], tag: str | None) -> dict[str, Any]:
 def _file(reply: File | VoiceNote, files: Files) -> dict[str, Any]:
     kind = "voice" if isinstance(reply, VoiceNote) else "file"
     source = reply.source
+    name: str | None
     if isinstance(source, str) and source.startswith(("http://", "https://")):
         name = reply.name or Path(source.split("?", 1)[0]).name
         found: dict[str, Any] = {"url": source}

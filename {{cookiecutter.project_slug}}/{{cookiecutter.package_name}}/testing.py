@@ -88,7 +88,9 @@ class Conversation:
         other.files, other.app = self.files, self.app
         return other
 
-    def delivery(self, content: str | dict[str, Any], *, sender: str | None = None) -> dict:
+    def delivery(
+        self, content: str | dict[str, Any], *, sender: str | None = None
+    ) -> dict[str, Any]:
         """The delivery `send` would make of `content`, as Spectrum would send it."""
         body = {"type": "text", "text": content} if isinstance(content, str) else content
         return delivery(

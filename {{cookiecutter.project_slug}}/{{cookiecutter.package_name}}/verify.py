@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 TIMESTAMP_HEADER = "X-Spectrum-Timestamp"
 SIGNATURE_HEADER = "X-Spectrum-Signature"
@@ -22,6 +23,13 @@ SIGNATURE_HEADER = "X-Spectrum-Signature"
 # Bounded length so a hostile header can never reach int()'s huge-number path.
 _TIMESTAMP = re.compile(r"[0-9]{1,15}", re.ASCII)
 _SIGNATURE = re.compile(r"v0=([0-9a-fA-F]{64})", re.ASCII)
+
+
+class Headers(Protocol):
+    """A dict of headers, or a framework's own kind (werkzeug's `Headers`)."""
+
+    def get(self, key: str, /) -> str | None: ...
+    def items(self) -> Iterable[tuple[str, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,7 @@ def signed_headers(secret: str, timestamp: int, body: bytes) -> dict[str, str]:
     }
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def _header(headers: Headers, name: str) -> str | None:
     value = headers.get(name)
     if value is None:  # plain dicts are case-sensitive; HTTP header names are not
         lowered = name.lower()
@@ -59,7 +67,7 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def check_headers(headers: Mapping[str, str], now: float, tolerance: int) -> Verdict:
+def check_headers(headers: Headers, now: float, tolerance: int) -> Verdict:
     """Check everything that can be judged before the body is read."""
     timestamp = _header(headers, TIMESTAMP_HEADER)
     signature = _header(headers, SIGNATURE_HEADER)
@@ -80,7 +88,7 @@ def check_headers(headers: Mapping[str, str], now: float, tolerance: int) -> Ver
 
 def verify(
     body: bytes,
-    headers: Mapping[str, str],
+    headers: Headers,
     secrets: Sequence[str],
     now: float,
     tolerance: int,
