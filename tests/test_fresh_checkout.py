@@ -44,4 +44,5 @@ def test_fresh_clone_installs_tests_and_demos(bake, tmp_path: Path) -> None:
         SPECTRUM_SIGNING_SECRET="f" * 64,
     )
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-    assert "bot replied (dry-run): You said: Hello from make demo" in demo.stdout
+    # The sample bot.py greets a text with "hello" in it.
+    assert "bot replied (dry-run): Hello! Try /remember." in demo.stdout

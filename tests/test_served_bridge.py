@@ -50,7 +50,7 @@ def test_replies_go_through_the_bridge_and_it_stops_with_its_worker(cookies, tmp
     try:
         server.start()
         for n in range(10):
-            body = delivery(f"m-bridge-{n}", f"hello {n}")
+            body = delivery(f"m-bridge-{n}", f"message {n}")
             assert server.request("POST", body, signed(body))[0] == 202
         deadline = time.monotonic() + 60
         while not sends.exists() or len(sends.read_text().splitlines()) < 10:
@@ -72,7 +72,7 @@ def test_replies_go_through_the_bridge_and_it_stops_with_its_worker(cookies, tmp
 
     log = server.log()
     texts = sorted(json.loads(line)["content"]["text"] for line in sends.read_text().splitlines())
-    assert texts == sorted(f"You said: hello {n}" for n in range(10))
+    assert texts == sorted(f"You said: message {n}" for n in range(10))  # bot.py's echo
     assert "replies=bridge (through the spectrum-ts bridge (imessage))" in log
     assert log.count("bridge stopped pid=") == len(nodes) - 1  # all but the killed one's
     assert "Traceback" not in log

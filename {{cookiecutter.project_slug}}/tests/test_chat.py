@@ -34,7 +34,13 @@ from {{ cookiecutter.package_name }}.devtools.chat import (
     progress,
     reply_line,
 )
-from {{ cookiecutter.package_name }}.events import Content, Reaction, Text, ThreadReply, parse_event
+from {{ cookiecutter.package_name }}.events import (
+    Content,
+    Reaction,
+    Text,
+    ThreadReply,
+    parse_event,
+)
 from {{ cookiecutter.package_name }}.inbox.contract import Status
 from {{ cookiecutter.package_name }}.replies import (
     ContactCard,

@@ -6,7 +6,8 @@ import time
 
 from conftest import SECRET, WEBHOOK_PATH
 
-from examples import reminders
+# `import`, not `from`: it sorts first whatever the package is called.
+import examples.reminders as reminders
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.replies import Later

@@ -25,7 +25,14 @@ from {{ cookiecutter.package_name }}.inbox.contract import InboxUnavailable
 from {{ cookiecutter.package_name }}.inbox.sqlite_runner import BotThreads
 from {{ cookiecutter.package_name }}.inbox.sqlite_store import SQLiteInbox
 from {{ cookiecutter.package_name }}.outbox import Outbox
-from {{ cookiecutter.package_name }}.replies import Edit, Files, Later, React, Say, Unsend
+from {{ cookiecutter.package_name }}.replies import (
+    Edit,
+    Files,
+    Later,
+    React,
+    Say,
+    Unsend,
+)
 from {{ cookiecutter.package_name }}.samples import delivery, encode, text_delivery
 from {{ cookiecutter.package_name }}.sending import SenderUnavailable, SendRefused
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Post
+from conftest import MAX_BODY_BYTES, Post
 from flask import Flask
 
 from {{ cookiecutter.package_name }}.events import (
@@ -337,6 +337,9 @@ def test_no_delivery_the_sdk_schema_accepts_is_refused(
         problem = None
         if response.status_code >= 500:
             problem = f"crashed: {response.status_code}"
+        elif len(body) > MAX_BODY_BYTES:  # over the size chosen for this project: 413 by design
+            figures["over the size limit"] += 1
+            problem = None if response.status_code == 413 else f"{response.status_code}, not 413"
         elif verdict["ok"] and not accepted:
             problem = f"refused {response.status_code} {answer.get('error')}"
         elif verdict["ok"]:
