@@ -16,6 +16,7 @@ the replies of the handler that changed it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import sqlite3
@@ -120,17 +121,56 @@ class _Batch:
         self.done = threading.Event()
 
 
-# One per inbox file in this process: its threads take turns at writing here, in
-# order, instead of in SQLite's busy handler, which sleeps and retries (1, 2, 5,
-# 10 ... ms) and so stretched every write under load. Other processes still meet
-# at SQLite's own lock.
-_WRITERS: dict[Path, threading.RLock] = {}
+class _Writer:
+    """The right to write to one inbox file: one thread of one process at a time.
+
+    SQLite lets one connection write at a time and makes the others wait in its
+    busy handler, which sleeps and retries (1, 2, 5, 10 ... ms): under load most
+    of a write's time went to those sleeps. Here writers queue instead, threads of
+    a process on a lock, processes on flock(2) on a file beside the inbox, and each
+    is woken the moment the writer before it is done. SQLite's lock is then never
+    contended (its busy handler stays as a safety net for other programs).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.with_name(path.name + "-writer")
+        self.threads = threading.RLock()
+        self.depth = 0  # nested holds by the owning thread
+        self.fd: int | None = None
+        self.pid = 0
+
+    def __enter__(self) -> None:
+        self.threads.acquire()
+        self.depth += 1
+        if self.depth == 1:
+            # If the folder is gone or unwritable, SQLite says why at the write itself.
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fd(), fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        self.depth -= 1
+        if self.depth == 0 and self.fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+        self.threads.release()
+
+    def _fd(self) -> int:
+        # Opened per process: a descriptor inherited across fork() shares the
+        # lock with the parent, and would let both write at once.
+        if self.fd is None or self.pid != os.getpid():
+            self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+            self.pid = os.getpid()
+        return self.fd
+
+
+_WRITERS: dict[Path, _Writer] = {}
 _WRITERS_LOCK = threading.Lock()
 
 
-def _writer(path: Path) -> threading.RLock:
+def _writer(path: Path) -> _Writer:
+    """The one _Writer of this process for the file at `path`."""
     with _WRITERS_LOCK:
-        return _WRITERS.setdefault(path.resolve(), threading.RLock())
+        return _WRITERS.setdefault(path.resolve(), _Writer(path))
 
 
 class SQLiteInbox:
