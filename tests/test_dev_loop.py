@@ -12,6 +12,7 @@ import http.client
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,3 +117,24 @@ def test_make_worker_reloads_on_code_changes(bake, tmp_path: Path, processes: li
         assert 'text="first: hi"' not in log.split("m-worker-2")[1]
     finally:
         served.close()
+
+
+def test_a_broken_bot_py_is_one_line_for_every_command(bake) -> None:
+    project = bake()
+    use_bot(project, BOT.format(body="return ("))
+    # As installed by `make install` (editable); plain `flask`, which reads .flaskenv.
+    environ = {**os.environ, "PYTHONPATH": str(project)}
+    for command in (["inbox", "parked"], ["send-test", "hi"], ["chat"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "flask", "spectrum", *command],
+            cwd=project / "tests",  # from a subfolder too: .flaskenv names the app
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode != 0
+        assert "Traceback" not in done.stderr, done.stderr
+        bot_py = project / "my_spectrum_bot" / "bot.py"
+        assert done.stderr.startswith(f"Error: bot.py cannot be loaded: {bot_py}:"), done.stderr
+        assert "SyntaxError" in done.stderr and len(done.stderr.splitlines()) == 1

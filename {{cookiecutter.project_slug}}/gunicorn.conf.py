@@ -51,10 +51,12 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 
 def on_starting(server):
     """Refuse to start, in one line, when the settings are wrong."""
+    from {{ cookiecutter.package_name }} import load_bot
     from {{ cookiecutter.package_name }}.inbox import check_durable, open_inbox
     from {{ cookiecutter.package_name }}.inbox.contract import InboxUnavailable
 
     try:
+        load_bot()  # a broken bot.py: one line now, not a traceback from every worker
         settings.require_signing_secrets()
         check_durable(settings, open_inbox(settings))
     except ConfigError as exc:

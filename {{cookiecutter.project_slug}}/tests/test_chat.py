@@ -625,7 +625,7 @@ def test_an_app_that_is_not_running_is_one_line_naming_make_run(app: Flask) -> N
     output = chat(app, url, "hello\n")
     down = f"cannot reach {url} (["
     assert output[2].startswith(down) and output[2].endswith(
-        "start the app first (`make run`) or pass --url."
+        "start the app first (`make dev` or `make run`) or pass --url."
     )
     assert output[3:] == ["direct iMessage +15550100> hello", output[2]]
 

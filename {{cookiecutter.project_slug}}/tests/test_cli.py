@@ -14,7 +14,7 @@ from conftest import SECRET, WEBHOOK_PATH, echo_bot, unused_port
 from flask import Flask
 from werkzeug.serving import make_server
 
-from {{ cookiecutter.package_name }} import create_app
+from {{ cookiecutter.package_name }} import create_app, where_it_failed
 from {{ cookiecutter.package_name }}.botkit import Bot, Command, Context
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.events import Content
@@ -86,7 +86,7 @@ def served(settings: Settings, bot: Bot) -> Iterator[tuple[Flask, str]]:
     [
         (["hello"], "Text"),
         (["--kind", "attachment"], "Attachment"),
-        (["--kind", "voice", "--file", "memo.m4a"], "Voice"),
+        (["--kind", "voice", "--file", __file__], "Voice"),
         (["Grace Hopper", "--kind", "contact"], "Contact"),
         (["https://example.com", "--kind", "richlink"], "RichLink"),
         (["--kind", "reaction", "--target", "spc-msg-1", "--emoji", "👍"], "Reaction"),
@@ -246,6 +246,14 @@ def test_parked_messages_listed_and_replayed(app: Flask) -> None:
         (["send-test"], "give the TEXT to send (or another --kind)"),
         (["send-test", "--kind", "sticker"], "'sticker' is not one of 'text', 'attachment'"),
         (["send-test", "--json", "/nonexistent.json"], "'/nonexistent.json': No such file"),
+        (
+            ["send-test", "--kind", "attachment", "--file", "/nope.png"],
+            "'/nope.png' does not exist",
+        ),
+        (
+            ["send-test", "hi", "--json", "/dev/null"],
+            "--json sends the file as it is: give no TEXT",
+        ),
         (["sign", "--timestamp", "-5"], "-5 is not in the range x>=0"),
         (["inbox", "parked", "--limit", "99999999999999999999999"], "is not in the range"),
     ],
@@ -270,3 +278,13 @@ def test_sign_with_timestamp_zero_means_zero(app: Flask) -> None:
         args=["spectrum", "sign", "--timestamp", "0"], input=b"{}"
     )
     assert "X-Spectrum-Timestamp: 0\n" in result.stdout
+
+
+def test_a_broken_bot_py_is_said_in_one_line(tmp_path: Path) -> None:
+    """Every `flask spectrum ...` command loads bot.py: a mistake in it is one line."""
+    broken = tmp_path / "bot.py"
+    broken.write_text("bot = Bot(\n")
+    with pytest.raises(SyntaxError) as raised:
+        compile(broken.read_text(), str(broken), "exec")
+    assert where_it_failed(raised.value).startswith(f"{broken}:1: SyntaxError: ")
+    assert where_it_failed(ValueError("no")) == "ValueError: no"

@@ -11,7 +11,7 @@ import pytest
 from conftest import MAX_BODY_BYTES, SIGNING_SECRET_ENV, TOLERANCE_SECONDS, WEBHOOK_PATH
 
 from {{ cookiecutter.package_name }} import config
-from {{ cookiecutter.package_name }}.config import ConfigError, Settings
+from {{ cookiecutter.package_name }}.config import ConfigError, Settings, project_root
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -100,3 +100,14 @@ def test_repr_masks_every_secret() -> None:
 def test_a_bad_api_url_is_one_line(value: str) -> None:
     with pytest.raises(ConfigError, match="SPECTRUM_API_URL must be an http"):
         Settings.from_env({SIGNING_SECRET_ENV: "s", "SPECTRUM_API_URL": value})
+
+
+def test_commands_in_a_subfolder_use_the_projects_env_and_inbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".flaskenv").write_text("FLASK_APP=app\n")
+    (tmp_path / "tests").mkdir()
+    monkeypatch.chdir(tmp_path / "tests")
+    assert project_root() == tmp_path
+    settings = Settings()
+    assert (settings.instance_dir, settings.env_file) == (tmp_path / "instance", tmp_path / ".env")

@@ -298,7 +298,9 @@ def json_with_escapes(message_prefix: str, space_prefix: str) -> bytes:
 def test_json_nested_too_deeply_is_refused_not_a_crash(post: Post) -> None:
     depth = min(5000, MAX_BODY_BYTES // 2)  # deeper than the parser goes, within the limit
     if depth < 1500:
-        pytest.skip(f"a body nested deeper than the parser goes does not fit in {MAX_BODY_BYTES} bytes")
+        pytest.skip(
+            f"a body nested deeper than the parser goes does not fit in {MAX_BODY_BYTES} bytes"
+        )
     body = b"[" * depth + b"]" * depth
     response = post(body)
     assert (response.status_code, response.json) == (

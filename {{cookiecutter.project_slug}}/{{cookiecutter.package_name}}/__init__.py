@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import traceback
 from pathlib import Path
 
 from flask import Flask, Response, jsonify
@@ -21,7 +22,7 @@ from werkzeug.serving import is_running_from_reloader
 
 from . import cli, logs, ops, webhook
 from .botkit import Bot
-from .config import Settings
+from .config import ConfigError, Settings
 from .inbox import open_inbox
 from .inbox.contract import Inbox
 from .inbox.sqlite_runner import BotThreads
@@ -38,9 +39,7 @@ def create_app(config: Settings | None = None, *, bot: Bot | None = None) -> Fla
     settings.check()
     make_private(settings.instance_dir)
     if bot is None:
-        from .bot import bot as sample
-
-        bot = sample
+        bot = load_bot()
     if not logging.getLogger().handlers:  # gunicorn (gunicorn.conf.py) has set it up already
         logs.configure(settings.log_format, settings.log_level)
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
@@ -53,6 +52,26 @@ def create_app(config: Settings | None = None, *, bot: Bot | None = None) -> Fla
     app.register_error_handler(HTTPException, json_error)
     app.cli.add_command(cli.spectrum)
     return app
+
+
+def load_bot() -> Bot:
+    """bot.py's bot. If bot.py cannot be loaded, one line saying where and why (every
+    `flask spectrum ...` command loads the app, and so the bot)."""
+    try:
+        from .bot import bot
+    except Exception as exc:  # whatever bot.py raised on import, a syntax error too
+        raise ConfigError(f"bot.py cannot be loaded: {where_it_failed(exc)}") from exc
+    return bot
+
+
+def where_it_failed(exc: BaseException) -> str:
+    """`file:line: Error: message`, at the innermost line of the project's own code."""
+    if isinstance(exc, SyntaxError):
+        return f"{exc.filename}:{exc.lineno}: SyntaxError: {exc.msg}"
+    package = str(Path(__file__).parent)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(package)]
+    at = f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
+    return f"{at}{type(exc).__name__}: {exc}"
 
 
 def make_private(folder: Path) -> None:

@@ -96,7 +96,7 @@ def post(
                 continue
             reason = getattr(exc, "reason", exc)
             raise click.ClickException(
-                f"cannot reach {url} ({reason}): start the app first (`make run`) or pass --url."
+                f"cannot reach {url} ({reason}): start the app first (`make dev` or `make run`) or pass --url."
             ) from None
 
 
@@ -109,7 +109,12 @@ def post(
     show_default=True,
     help="What to deliver; TEXT is its text (a reply's, a contact's name, a link's URL).",
 )
-@click.option("--file", "file", help="The attachment or voice note's file (its name and type).")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The attachment or voice note's file (only its name, type and size are sent).",
+)
 @click.option("--target", help="The message a reaction or reply points at (an id).")
 @click.option("--emoji", default="❤️", show_default=True, help="A reaction's emoji.")
 @click.option(
@@ -151,6 +156,8 @@ def send_test(
     It then follows the message through the inbox and prints what the bot did.
     """
     current = runtime()
+    if json_file is not None and (text or kind != "text"):
+        raise click.UsageError("--json sends the file as it is: give no TEXT or --kind with it")
     if json_file is not None:
         payload = from_json(json_file, sender, platform, space_id, group)
     else:
@@ -168,7 +175,13 @@ def send_test(
     if status >= 300:
         sys.exit(1)
     if wait and status == 202 and isinstance(message_id, str):
-        show_outcome(current.inbox, message_id, timeout, current.settings.max_attempts)
+        # With Redis the bot runs in `flask spectrum worker` processes, not in the app.
+        who = (
+            "the app's worker"
+            if current.bot_threads is not None
+            else "a bot worker (`make worker`)"
+        )
+        show_outcome(current.inbox, message_id, timeout, current.settings.max_attempts, who)
 
 
 def from_json(
@@ -187,7 +200,9 @@ def from_json(
     return delivery(found, space_id=space_id, sender_id=sender, platform=platform, chat=chat)
 
 
-def show_outcome(inbox: Inbox, message_id: str, timeout: float, max_attempts: int) -> None:
+def show_outcome(
+    inbox: Inbox, message_id: str, timeout: float, max_attempts: int, who: str = "the app's worker"
+) -> None:
     """Follow the message through the shared inbox until the bot is done with it.
 
     A failed attempt is said at once, with the bot's error and what happens next:
@@ -217,7 +232,7 @@ def show_outcome(inbox: Inbox, message_id: str, timeout: float, max_attempts: in
             sys.exit(1)
         state = status.state
         time.sleep(0.1)
-    click.echo(f"still {state} after {timeout:g}s: is the app's worker running?")
+    click.echo(f"still {state} after {timeout:g}s: is {who} running?")
     sys.exit(1)
 
 

@@ -52,8 +52,8 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     # The project's working files (inbox, sent-replies journal, known webhooks):
     # `instance/` in the folder the app runs from, as for `.env`.
-    instance_dir: Path = field(default_factory=lambda: Path.cwd() / "instance")
-    env_file: Path = field(default_factory=lambda: Path.cwd() / ".env")
+    instance_dir: Path = field(default_factory=lambda: project_root() / "instance")
+    env_file: Path = field(default_factory=lambda: project_root() / ".env")
     inbox_path: Path | None = None  # default: <instance_dir>/inbox.sqlite3
     redis_url: str = DEFAULT_REDIS_URL
     # Refuse to serve on a Redis that keeps messages in memory only (see inbox/).
@@ -94,7 +94,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         if environ is None:
-            load_env_file(Path.cwd() / ".env")
+            load_env_file(project_root() / ".env")
             environ = os.environ
         instance_dir = environ.get("SPECTRUM_INSTANCE_DIR", "").strip()
         inbox_path = environ.get("SPECTRUM_INBOX_PATH", "").strip()
@@ -106,7 +106,7 @@ class Settings:
                 environ, "SPECTRUM_TIMESTAMP_TOLERANCE", cls.tolerance_seconds
             ),
             max_body_bytes=_positive_int(environ, "SPECTRUM_MAX_BODY_BYTES", cls.max_body_bytes),
-            instance_dir=Path(instance_dir) if instance_dir else Path.cwd() / "instance",
+            instance_dir=Path(instance_dir) if instance_dir else project_root() / "instance",
             inbox_path=Path(inbox_path) if inbox_path else None,
             redis_url=environ.get("REDIS_URL", cls.redis_url).strip(),
             redis_require_aof=_flag(environ, "SPECTRUM_REDIS_REQUIRE_AOF", True),
@@ -190,6 +190,14 @@ class Settings:
     @property
     def has_project_credentials(self) -> bool:
         return bool(self.project_id and self.project_secret)
+
+
+def project_root() -> Path:
+    """The project's folder (the one with `.flaskenv`), from wherever in it a command
+    runs: `flask spectrum ...` in tests/ must find the same `.env` and inbox. Where
+    there is none (an installed app), the current folder."""
+    here = Path.cwd()
+    return next((p for p in (here, *here.parents) if (p / ".flaskenv").is_file()), here)
 
 
 SECRET_FIELDS = {"signing_secrets", "project_secret", "ngrok_authtoken", "metrics_token"}

@@ -109,7 +109,8 @@ def delivery(
     `chat` is "direct" (the space is the conversation with the sender) or "group".
     """
     if space_id is None:
-        space_id = GROUP_SPACE_ID if chat == "group" else f"any;-;{sender_id}"
+        group = GROUP_SPACE_ID.replace("iMessage", platform, 1)  # the same shape elsewhere
+        space_id = group if chat == "group" else f"any;-;{sender_id}"
     message_id = message_id or f"spc-msg-{uuid.uuid4()}"
     space_type = "group" if chat == "group" else "dm"
     space = {"id": space_id, "platform": platform, "type": space_type, "phone": phone}

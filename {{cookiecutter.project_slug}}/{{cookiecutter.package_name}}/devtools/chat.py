@@ -506,7 +506,7 @@ def health(url: str) -> str | None:
 
 def _unreachable(url: str, exc: Exception) -> str:
     reason = getattr(exc, "reason", exc)
-    return f"cannot reach {url} ({reason}): start the app first (`make run`) or pass --url."
+    return f"cannot reach {url} ({reason}): start the app first (`make dev` or `make run`) or pass --url."
 
 
 # -- the loop ------------------------------------------------------------------------
@@ -731,7 +731,7 @@ HELP_TEXT = f"""Talk to the running app from this terminal, as Spectrum would.
 
 Each line you type is delivered to the app's webhook as a signed text message,
 and the bot's replies are printed as it sends them. Lines starting with ':' are
-chat commands; the bot's own /commands go as text. Start the app first (`make run`).
+chat commands; the bot's own /commands go as text. Start the app first (`make dev` or `make run`).
 
 \b
 {chr(10).join(HELP)}

@@ -379,7 +379,7 @@ async function start() {
     const setup = await api("/api/setup");
     $("url").textContent = setup.url;
     const up = setup.health === "ok";
-    $("health").textContent = up ? "app is up" : `app ${setup.health}: start it with make run`;
+    $("health").textContent = up ? "app is up" : `app ${setup.health}: start it with make dev (or make run)`;
     $("health").className = `badge ${up ? "ok" : "bad"}`;
     for (const select of document.querySelectorAll("select.platforms")) {
       select.replaceChildren(...setup.platforms.map((p) => el("option", { value: p }, p)));

@@ -128,7 +128,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise Unreachable(
-            f"cannot reach {url} ({reason}): start the app first (`make run`) or pass --url."
+            f"cannot reach {url} ({reason}): start the app first (`make dev` or `make run`) or pass --url."
         ) from None
 
 
@@ -260,7 +260,7 @@ def json_object() -> dict[str, Any]:
 def playground_command(port: int, url: str | None) -> None:
     """Chat with the bot in your browser: signed deliveries to the running app, and what it did.
 
-    The page runs on 127.0.0.1 only. Start the app first (`make run`).
+    The page runs on 127.0.0.1 only. Start the app first (`make dev` or `make run`).
     """
     current = runtime()
     target = url or f"http://127.0.0.1:{current.settings.port}{WEBHOOK_PATH}"
