@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -77,6 +78,41 @@ def test_each_bad_request_gets_its_status(served: Served) -> None:
         assert served.request("POST", payload, sent)[0] == status, sent
     assert served.request("GET")[0] == 405
     assert served.request("POST", b"x" * 2_000_000, signed(b"x"), chunked=True)[0] == 413
+
+
+def raw_exchange(port: int, request: bytes) -> bytes:
+    """Send these bytes as they are, close our side, read the whole answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)  # the body ends here, wherever it was
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        b"zz\r\nabc\r\n0\r\n\r\n",  # a chunk size that is not hex
+        b"10\r\nabc",  # the connection ends mid-chunk
+        b"3\r\nabcX0\r\n\r\n",  # no CRLF after the chunk
+        b"3\r\nabc\r\n0\r\nbad trailer\r\n\r\n",  # a trailer that is not a header
+        b"ffffffffffffffffffffffff\r\nabc\r\n0\r\n\r\n",  # a size past any integer
+    ],
+    ids=["bad-size", "eof-mid-chunk", "no-crlf", "bad-trailer", "size-overflow"],
+)
+def test_a_malformed_chunked_body_is_a_400_not_a_500(served: Served, chunks: bytes) -> None:
+    """Signed headers and a broken chunked body: it can never succeed, so 4xx, not 5xx
+    (Spectrum retries a 5xx), and no traceback in the log."""
+    headers = signed(b"abc")
+    head = "POST /spectrum-webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+    before = served.log().count("Traceback")
+    answer = raw_exchange(served.port, head.encode() + chunks)
+    status = int(answer.split(b" ", 2)[1])
+    assert status == 400, answer[:300]
+    assert served.log().count("Traceback") == before
 
 
 def test_concurrent_duplicates_across_workers_are_handled_once(served: Served) -> None:
