@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -17,6 +19,7 @@ import pytest
 from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
 from {{ cookiecutter.package_name }} import create_app
@@ -24,6 +27,7 @@ from {{ cookiecutter.package_name }}.botkit import Bot, Context, React
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.events import Attachment, Text
 from {{ cookiecutter.package_name }}.logs import TextFormatter
+from {{ cookiecutter.package_name }}.runtime import runtime
 from {{ cookiecutter.package_name }}.samples import encode, text_delivery
 from {{ cookiecutter.package_name }}.verify import signed_headers
 
@@ -68,6 +72,21 @@ def log_lines_as_the_app_writes_them(request: pytest.FixtureRequest) -> None:
     logging_plugin = request.config.pluginmanager.get_plugin("logging-plugin")
     for handler in (logging_plugin.caplog_handler, logging_plugin.report_handler):
         handler.setFormatter(TextFormatter())
+
+
+@contextlib.contextmanager
+def served(settings: Settings, bot: Bot, worker: bool = True) -> Iterator[tuple[Flask, str]]:
+    """The app over real HTTP on 127.0.0.1, its bot threads running unless `worker=False`,
+    as under `make run`; yields it and its webhook's URL."""
+    app = create_app(dataclasses.replace(settings, start_worker=worker), bot=bot)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield app, f"http://127.0.0.1:{server.server_port}{WEBHOOK_PATH}"
+    finally:
+        server.shutdown()
+        if runtime(app).bot_threads is not None:  # None with Redis: a worker runs the bot
+            runtime(app).bot_threads.stop()
 
 
 def listening(port: int) -> bool:

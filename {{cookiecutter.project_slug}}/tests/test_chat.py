@@ -3,19 +3,15 @@ then whole conversations with the app served for real on 127.0.0.1, its bot thre
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import WEBHOOK_PATH, echo_bot, unused_port
+from conftest import WEBHOOK_PATH, echo_bot, served, unused_port
 from flask import Flask
-from werkzeug.serving import make_server
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.botkit import Bot, Context
@@ -362,20 +358,6 @@ def test_progress_of_a_message() -> None:
 
 
 # -- conversations with the app served for real ----------------------------------
-
-
-@contextlib.contextmanager
-def served(settings: Settings, bot: Bot, worker: bool = True) -> Iterator[tuple[Flask, str]]:
-    """The app over real HTTP with its bot threads running, as under `make run`."""
-    app = create_app(dataclasses.replace(settings, start_worker=worker), bot=bot)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield app, f"http://127.0.0.1:{server.server_port}{WEBHOOK_PATH}"
-    finally:
-        server.shutdown()
-        if runtime(app).bot_threads is not None:  # None with Redis: a worker runs the bot
-            runtime(app).bot_threads.stop()
 
 
 def telling_bot() -> Bot:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SECRET, WEBHOOK_PATH, echo_bot, unused_port
+from conftest import SECRET, WEBHOOK_PATH, echo_bot, served, unused_port
 from flask import Flask
-from werkzeug.serving import make_server
 
 from {{ cookiecutter.package_name }} import create_app, where_it_failed
 from {{ cookiecutter.package_name }}.botkit import Bot, Command, Context
@@ -26,13 +23,8 @@ from {{ cookiecutter.package_name }}.verify import verify
 @pytest.fixture
 def live_app(settings: Settings) -> Iterator[tuple[Flask, str]]:
     """The app served over real HTTP, with its worker running, like `make run`."""
-    app = create_app(dataclasses.replace(settings, start_worker=True), bot=echo_bot())
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app, f"http://127.0.0.1:{server.server_port}{WEBHOOK_PATH}"
-    server.shutdown()
-    runtime(app).bot_threads.stop()
+    with served(settings, echo_bot()) as live:
+        yield live
 
 
 def test_send_test_shows_what_the_bot_did(live_app: tuple[Flask, str]) -> None:
@@ -64,21 +56,8 @@ def describing_bot() -> Bot:
 
 @pytest.fixture
 def describing_app(settings: Settings) -> Iterator[tuple[Flask, str]]:
-    with served(dataclasses.replace(settings, start_worker=True), describing_bot()) as live:
+    with served(settings, describing_bot()) as live:
         yield live
-
-
-@contextlib.contextmanager
-def served(settings: Settings, bot: Bot) -> Iterator[tuple[Flask, str]]:
-    app = create_app(settings, bot=bot)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield app, f"http://127.0.0.1:{server.server_port}{WEBHOOK_PATH}"
-    finally:
-        server.shutdown()
-        if runtime(app).bot_threads is not None:
-            runtime(app).bot_threads.stop()
 
 
 @pytest.mark.parametrize(
@@ -160,15 +139,9 @@ def test_send_test_shows_a_parked_message_and_how_to_replay_it(settings: Setting
 
 
 def test_send_test_says_when_no_worker_picks_it_up(settings: Settings) -> None:
-    app = create_app(settings, bot=echo_bot())  # the fixture's settings start no worker
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}{WEBHOOK_PATH}"
+    with served(settings, echo_bot(), worker=False) as (app, url):
         args = ["spectrum", "send-test", "hi", "--url", url, "--timeout", "0.5"]
         result = app.test_cli_runner().invoke(args=args)
-    finally:
-        server.shutdown()
     assert result.exit_code == 1
     assert (
         result.output.splitlines()[-1] == "still pending after 0.5s: is the app's worker running?"

@@ -7,41 +7,24 @@ and the outcomes it reads from the inbox.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import OLD_SECRET, SECRET, WEBHOOK_PATH, echo_bot, unused_port
+from conftest import OLD_SECRET, SECRET, WEBHOOK_PATH, echo_bot, served, unused_port
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
-from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.botkit import Bot
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.devtools.playground import create_playground
 from {{ cookiecutter.package_name }}.events import Text
 from {{ cookiecutter.package_name }}.runtime import runtime
 from {{ cookiecutter.package_name }}.verify import verify
-
-
-@contextlib.contextmanager
-def served(settings: Settings, bot: Bot) -> Iterator[tuple[Flask, str]]:
-    """The app over real HTTP with its bot threads running, as under `make run`."""
-    app = create_app(dataclasses.replace(settings, start_worker=True), bot=bot)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield app, f"http://127.0.0.1:{server.server_port}{WEBHOOK_PATH}"
-    finally:
-        server.shutdown()
-        if runtime(app).bot_threads is not None:  # None with Redis: a worker runs the bot
-            runtime(app).bot_threads.stop()
 
 
 @pytest.fixture
