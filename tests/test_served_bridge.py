@@ -73,7 +73,7 @@ def test_replies_go_through_the_bridge_and_it_stops_with_its_worker(cookies, tmp
     log = server.log()
     texts = sorted(json.loads(line)["content"]["text"] for line in sends.read_text().splitlines())
     assert texts == sorted(f"You said: message {n}" for n in range(10))  # bot.py's echo
-    assert "replies=bridge (through the spectrum-ts bridge (imessage))" in log
+    assert 'replies="bridge" why="through the spectrum-ts bridge (imessage)"' in log
     assert log.count("bridge stopped pid=") == len(nodes) - 1  # all but the killed one's
     assert "Traceback" not in log
     for pid in nodes:  # the workers took their bridges down with them
