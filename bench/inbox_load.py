@@ -5,7 +5,8 @@
 Bakes the default project (SQLite inbox, Node reply bridge in test mode), makes
 its bot sleep --bot-sleep seconds per message, serves it with gunicorn (2
 workers) and sends signed deliveries at --rate per second for --seconds, one in
-ten a repeat of an earlier message (Spectrum's at-least-once). With --inbox redis
+ten a repeat of an earlier message (Spectrum's at-least-once), spread over
+--conversations spaces. With --inbox redis
 the app only enqueues and --rq-workers `flask spectrum worker` processes run the
 bot. Halfway through, one gunicorn worker is killed with SIGKILL (gunicorn starts
 another), and with Redis one RQ worker too (and another started). Deliveries
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=128, help="SQLite: bot threads per worker")
     parser.add_argument("--rq-workers", type=int, default=16, help="Redis: RQ worker processes")
     parser.add_argument("--no-kill", action="store_true", help="leave the workers alone")
+    parser.add_argument("--conversations", type=int, default=1000, help="spaces the messages go to")
     args = parser.parse_args()
 
     count = int(args.rate * args.seconds)
@@ -63,7 +65,10 @@ def main() -> None:
             served.start()
             if redis:
                 served.start_rq_workers(args.rq_workers)
-            load = Load(served.port)
+            # Spread over many conversations: the bot handles one conversation's
+            # messages one at a time, in order (SPECTRUM_ORDER), so with a single
+            # conversation a 1 s bot handles one message a second whatever the workers.
+            load = Load(served.port, conversations=args.conversations)
             killed: list[str] = []
 
             def kill() -> None:
@@ -77,7 +82,8 @@ def main() -> None:
             elapsed = load.run(plan, args.rate)
             unanswered = [m for m, status, _ in load.results if status == 0 or status >= 500]
             if unanswered:  # Spectrum retries what got no 2xx
-                Load(served.port, results=load.results).run(unanswered, args.rate)
+                again = Load(served.port, conversations=args.conversations, results=load.results)
+                again.run(unanswered, args.rate)
             # Answered 2xx at least once (a delivery stored just as a kill cut its answer
             # off gets 200 when sent again): each must be handled.
             accepted = {m for m, status, _ in load.results if status in (200, 202)}
