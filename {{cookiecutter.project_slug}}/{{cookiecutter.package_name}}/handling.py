@@ -17,10 +17,13 @@ them like any other message's, without running the bot.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import importlib.util
+import itertools
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -159,24 +162,71 @@ def typing_while(tools: Tools, space: Space) -> Iterator[None]:
     if not tools.typing_after:
         yield
         return
-    started = threading.Event()
-
-    def start() -> None:
-        with contextlib.suppress(Exception):  # only a courtesy: never fail the message
-            tools.sender.typing(space, True)
-            started.set()
-
-    timer = threading.Timer(tools.typing_after, start)
-    timer.daemon = True
-    timer.start()
+    key = _typist.schedule(tools.sender, space, tools.typing_after)
     try:
         yield
     finally:
-        timer.cancel()
-        timer.join()  # a start in progress ends before the stop goes out
-        if started.is_set():
+        if _typist.cancel(key):  # it had started: stop it
             with contextlib.suppress(Exception):
                 tools.sender.typing(space, False)
+
+
+class Typist:
+    """Starts "typing..." for the handlers that run past their threshold, from one thread.
+
+    One timer thread for the whole process rather than one per message: under load,
+    a thread started and joined for every message took the CPU (and the GIL) the
+    webhook needed to answer on time.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: list[tuple[float, int, Sender, Space]] = []  # a heap, soonest first
+        self._state: dict[int, str] = {}  # waiting, starting, (not) started; gone once over
+        self._keys = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, sender: Sender, space: Space, after: float) -> int:
+        with self._cond:
+            key = next(self._keys)
+            heapq.heappush(self._due, (time.monotonic() + after, key, sender, space))
+            self._state[key] = "waiting"
+            if self._thread is None or not self._thread.is_alive():  # none yet, or forked
+                self._thread = threading.Thread(
+                    target=self._run, name="spectrum-typing", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return key
+
+    def cancel(self, key: int) -> bool:
+        """Forget it; True if typing had started (a start in progress ends first)."""
+        with self._cond:
+            while self._state.get(key) == "starting":
+                self._cond.wait()
+            return self._state.pop(key, None) == "started"
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._cond.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                _, key, sender, space = heapq.heappop(self._due)
+                if self._state.get(key) != "waiting":
+                    continue  # its handler ended before its time
+                self._state[key] = "starting"
+            try:
+                sender.typing(space, True)
+                began = "started"
+            except Exception:  # only a courtesy: never fail the message
+                began = "not started"
+            with self._cond:
+                if key in self._state:
+                    self._state[key] = began
+                self._cond.notify_all()
+
+
+_typist = Typist()
 
 
 def deliver(

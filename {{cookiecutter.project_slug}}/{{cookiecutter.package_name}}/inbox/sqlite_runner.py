@@ -172,11 +172,10 @@ class BotThreads:
                 thread = threading.Thread(target=self._run, name=f"spectrum-bot-{n}", daemon=True)
                 thread.start()
                 self._threads.append(thread)
-            heartbeat = threading.Thread(
-                target=self._heartbeat, name="spectrum-heartbeat", daemon=True
-            )
-            heartbeat.start()
-            self._threads.append(heartbeat)
+            for name, target in (("heartbeat", self._heartbeat), ("checkpoint", self._checkpoint)):
+                helper = threading.Thread(target=target, name=f"spectrum-{name}", daemon=True)
+                helper.start()
+                self._threads.append(helper)
             started = {"pid": os.getpid(), "threads": self.threads, "replies": self.sender.mode}
             if self.tools.sender_reason:
                 started["why"] = self.tools.sender_reason
@@ -213,6 +212,14 @@ class BotThreads:
                     self.inbox.renew(claim, self.lease_seconds)
                 except InboxUnavailable as exc:
                     log.warning("could not renew a lease", extra={"error": str(exc)})
+
+    def _checkpoint(self) -> None:
+        # The inbox's WAL is copied back here, off the webhook's path (see _db).
+        while not self._stopping.wait(1.0):
+            try:
+                self.inbox.checkpoint()
+            except InboxUnavailable as exc:
+                log.warning("could not checkpoint the inbox", extra={"error": str(exc)})
 
     def _run(self) -> None:
         # Nothing may end this loop but stop(): a thread that died would leave its
