@@ -1,4 +1,5 @@
-"""Your bot: the file to edit. README.md, "Writing your bot", explains each part."""
+"""Your bot, the file to edit (README.md: "Writing your bot"). A handler returns a str, a list,
+None, or replies.py's React("👍"), Markdown, Threaded, File, VoiceNote, ContactCard, Link, Later."""
 
 from .botkit import Bot, Command, Context, React
 from .events import Attachment, Text
