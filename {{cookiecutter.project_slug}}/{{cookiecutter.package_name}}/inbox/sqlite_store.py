@@ -336,8 +336,8 @@ class SQLiteInbox:
                             db.execute("ROLLBACK")
                         raise
                     db.execute("COMMIT")
-        except InboxUnavailable as exc:
-            batch.error = exc
+        except Exception as exc:  # whatever it was, every delivery of the batch gets it (503)
+            batch.error = exc if isinstance(exc, InboxUnavailable) else InboxUnavailable(repr(exc))
         finally:
             batch.done.set()
 
