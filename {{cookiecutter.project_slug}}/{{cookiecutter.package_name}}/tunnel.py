@@ -56,11 +56,12 @@ class NgrokTunnel:
     def open(self, port: int) -> str:
         import ngrok  # a development dependency, needed only here
 
-        options = {"authtoken": self.authtoken}
-        if self.domain:
-            options["domain"] = self.domain
+        address = f"127.0.0.1:{port}"
         try:
-            listener = ngrok.forward(f"127.0.0.1:{port}", **options)
+            if self.domain:
+                listener = ngrok.forward(address, authtoken=self.authtoken, domain=self.domain)
+            else:
+                listener = ngrok.forward(address, authtoken=self.authtoken)
         except Exception as exc:  # the SDK raises ValueError with a tuple of reasons
             reasons = exc.args if exc.args else (type(exc).__name__,)
             raise TunnelError(
