@@ -81,6 +81,63 @@ def test_first_use_from_many_threads_at_once(tmp_path: Path) -> None:
         assert errors == []
 
 
+def _until(condition, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+def test_a_delivery_writes_before_bot_threads_that_came_first(inbox: SQLiteInbox) -> None:
+    """Spectrum waits on the delivery's answer; a bot thread's write only delays its message."""
+    writer, order = inbox._writes, []
+
+    def write(name: str, first: bool) -> None:
+        with writer.first() if first else writer:
+            order.append(name)
+
+    with writer:
+        bots = [threading.Thread(target=write, args=(f"bot-{n}", False)) for n in range(3)]
+        for n, thread in enumerate(bots):
+            thread.start()
+            _until(lambda n=n: writer.waiting[False] == n + 1)
+        delivery = threading.Thread(target=write, args=("delivery", True))
+        delivery.start()
+        _until(lambda: writer.waiting[True] == 1)
+    for thread in [*bots, delivery]:
+        thread.join(5)
+    assert order == ["delivery", "bot-0", "bot-1", "bot-2"]
+
+
+def test_a_flood_of_deliveries_does_not_stop_the_bot_threads(
+    inbox: SQLiteInbox, monkeypatch
+) -> None:
+    """A bot thread that has waited PATIENCE queues with the deliveries."""
+    writer, stop, wrote = inbox._writes, threading.Event(), threading.Event()
+    monkeypatch.setattr(type(writer), "PATIENCE", 0.05)
+
+    def flood() -> None:  # always a delivery waiting for the next turn
+        while not stop.is_set():
+            with writer.first():
+                time.sleep(0.001)
+
+    def bot_write() -> None:
+        with writer:
+            wrote.set()
+
+    flooders = [threading.Thread(target=flood) for _ in range(3)]
+    for thread in flooders:
+        thread.start()
+    try:
+        _until(lambda: writer.waiting[True] >= 1)
+        threading.Thread(target=bot_write).start()
+        assert wrote.wait(5), "the bot thread never got to write"
+    finally:
+        stop.set()
+        for thread in flooders:
+            thread.join(5)
+
+
 def test_claim_oldest_first_and_only_once(inbox: SQLiteInbox) -> None:
     inbox.accept("m-1", payload(message_id="m-1"))
     inbox.accept("m-2", payload(message_id="m-2"))
