@@ -88,9 +88,12 @@ def _until(condition, seconds: float = 5.0) -> None:
         time.sleep(0.001)
 
 
-def test_a_delivery_writes_before_bot_threads_that_came_first(inbox: SQLiteInbox) -> None:
+def test_a_delivery_writes_before_bot_threads_that_came_first(
+    inbox: SQLiteInbox, monkeypatch
+) -> None:
     """Spectrum waits on the delivery's answer; a bot thread's write only delays its message."""
     writer, order = inbox._writes, []
+    monkeypatch.setattr(type(writer), "PATIENCE", 60)  # however slow this machine is today
 
     def write(name: str, first: bool) -> None:
         with writer.first() if first else writer:
@@ -136,6 +139,41 @@ def test_a_flood_of_deliveries_does_not_stop_the_bot_threads(
         stop.set()
         for thread in flooders:
             thread.join(5)
+
+
+class _WakesUpRaising(threading.Condition):
+    def wait(self, timeout: float | None = None) -> bool:
+        super().wait(timeout)
+        raise KeyboardInterrupt
+
+
+def test_a_delivery_interrupted_as_its_turn_comes_passes_the_turn_on(
+    inbox: SQLiteInbox,
+) -> None:
+    writer, lock, interrupted = inbox._writes, threading.Lock(), []
+    writer.lines = {True: _WakesUpRaising(lock), False: threading.Condition(lock)}
+
+    def delivery() -> None:
+        try:
+            with writer.first():
+                pass
+        except KeyboardInterrupt:
+            interrupted.append(True)
+
+    with writer:
+        thread = threading.Thread(target=delivery)
+        thread.start()
+        _until(lambda: writer.waiting[True] == 1)
+    thread.join(5)
+
+    def bot_write() -> None:
+        with writer:
+            pass
+
+    later = threading.Thread(target=bot_write, daemon=True)  # hangs if the turn was lost
+    later.start()
+    later.join(5)
+    assert interrupted and not later.is_alive(), "the writer was left to no one"
 
 
 def test_claim_oldest_first_and_only_once(inbox: SQLiteInbox) -> None:

@@ -131,7 +131,7 @@ class _Writer:
     is woken the moment the writer before it is done. SQLite's lock is then never
     contended (its busy handler stays as a safety net for other programs).
 
-    Two lines, each first come, first served: deliveries go before the bot
+    Two lines: deliveries go first, first come, first served, before the bot
     threads, since Spectrum is waiting for their answer while a bot thread's
     bookkeeping only delays its own message. With a hundred bot threads writing
     at once, an accept queued behind them waited 14 ms (p99), and its answer took
@@ -145,7 +145,7 @@ class _Writer:
     def __init__(self, path: Path) -> None:
         self.path = path.with_name(path.name + "-writer")
         lock = threading.Lock()
-        # Condition wakes its waiters in the order they came.
+        # notify() wakes the waiter that came first.
         self.lines = {True: threading.Condition(lock), False: threading.Condition(lock)}
         self.waiting = {True: 0, False: 0}
         self.owner: int | None = None
@@ -174,12 +174,21 @@ class _Writer:
             if self.owner == me:
                 self.depth += 1
                 return
-            if first or self._waited_out_patience():
-                self._wait_with_the_deliveries()
+            try:
+                if first or self._waited_out_patience():
+                    self._wait_with_the_deliveries()
+            except BaseException:  # KeyboardInterrupt, say: a turn handed to us goes on
+                if self.owner in (None, self.HANDED):
+                    self._pass_on()
+                raise
             self.owner, self.depth = me, 1
-        # If the folder is gone or unwritable, SQLite says why at the write itself.
-        with contextlib.suppress(OSError):
-            fcntl.flock(self._fd(), fcntl.LOCK_EX)
+        try:
+            # If the folder is gone or unwritable, SQLite says why at the write itself.
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fd(), fcntl.LOCK_EX)
+        except BaseException:
+            self.release()
+            raise
 
     def _waited_out_patience(self) -> bool:
         """A bot thread waits until no one holds it and no delivery waits.
@@ -220,12 +229,16 @@ class _Writer:
             if self.fd is not None:
                 with contextlib.suppress(OSError):
                     fcntl.flock(self.fd, fcntl.LOCK_UN)
-            if self.waiting[True]:
-                self.owner = self.HANDED
-                self.lines[True].notify()
-            else:
-                self.owner = None
-                self.lines[False].notify()
+            self._pass_on()
+
+    def _pass_on(self) -> None:
+        """The turn to the first delivery waiting, or else free for the bot threads."""
+        if self.waiting[True]:
+            self.owner = self.HANDED
+            self.lines[True].notify()
+        else:
+            self.owner = None
+            self.lines[False].notify()
 
     def _fd(self) -> int:
         # Opened per process: a descriptor inherited across fork() shares the
