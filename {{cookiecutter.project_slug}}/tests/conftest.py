@@ -89,6 +89,13 @@ def served(settings: Settings, bot: Bot, worker: bool = True) -> Iterator[tuple[
             runtime(app).bot_threads.stop()
 
 
+def wait_until(condition: Callable[[], object], timeout: float = 60, poll: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(poll)
+
+
 def listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import SECRET, WEBHOOK_PATH, Post, echo_bot, sent, unused_port
+from conftest import SECRET, WEBHOOK_PATH, Post, echo_bot, sent, unused_port, wait_until
 from fake_spectrum import PROJECT_ID, PROJECT_SECRET, FakeSpectrum
 from flask import Flask
 
@@ -199,13 +199,6 @@ def app(
     )
     yield app
     runtime(app).bot_threads.stop()
-
-
-def wait_until(condition, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_the_echo_reply_goes_out_through_the_bridge(app: Flask, post: Post, sends) -> None:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BlockingBot
+from conftest import BlockingBot, wait_until
 
 from {{ cookiecutter.package_name }}.botkit import Bot, Context
 from {{ cookiecutter.package_name }}.events import Text
@@ -81,13 +81,6 @@ def test_first_use_from_many_threads_at_once(tmp_path: Path) -> None:
         assert errors == []
 
 
-def _until(condition, seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.001)
-
-
 def test_a_delivery_writes_before_bot_threads_that_came_first(
     inbox: SQLiteInbox, monkeypatch
 ) -> None:
@@ -103,10 +96,10 @@ def test_a_delivery_writes_before_bot_threads_that_came_first(
         bots = [threading.Thread(target=write, args=(f"bot-{n}", False)) for n in range(3)]
         for n, thread in enumerate(bots):
             thread.start()
-            _until(lambda n=n: writer.waiting[False] == n + 1)
+            wait_until(lambda n=n: writer.waiting[False] == n + 1, timeout=5, poll=0.001)
         delivery = threading.Thread(target=write, args=("delivery", True))
         delivery.start()
-        _until(lambda: writer.waiting[True] == 1)
+        wait_until(lambda: writer.waiting[True] == 1, timeout=5, poll=0.001)
     for thread in [*bots, delivery]:
         thread.join(5)
     assert order == ["delivery", "bot-0", "bot-1", "bot-2"]
@@ -132,7 +125,7 @@ def test_a_flood_of_deliveries_does_not_stop_the_bot_threads(
     for thread in flooders:
         thread.start()
     try:
-        _until(lambda: writer.waiting[True] >= 1)
+        wait_until(lambda: writer.waiting[True] >= 1, timeout=5, poll=0.001)
         threading.Thread(target=bot_write).start()
         assert wrote.wait(5), "the bot thread never got to write"
     finally:
@@ -163,7 +156,7 @@ def test_a_delivery_interrupted_as_its_turn_comes_passes_the_turn_on(
     with writer:
         thread = threading.Thread(target=delivery)
         thread.start()
-        _until(lambda: writer.waiting[True] == 1)
+        wait_until(lambda: writer.waiting[True] == 1, timeout=5, poll=0.001)
     thread.join(5)
 
     def bot_write() -> None:
