@@ -39,6 +39,7 @@ from ..inbox.contract import InboxUnavailable, Status
 from ..runtime import Runtime, runtime
 from ..samples import KINDS, content, delivery, encode
 from ..verify import signed_headers
+from .chat import Unreachable, post  # Unreachable: the app did not answer, 502
 
 HERE = Path(__file__).resolve().parent
 PAGE_FILES = ("playground.html", "playground.js", "playground.css")
@@ -46,15 +47,10 @@ PLATFORMS = ("iMessage", "WhatsApp", "Telegram", "Slack")
 WRONG_SECRET = "not-the-signing-secret"  # what "badly signed" signs with
 WEBHOOK_ID = "playground"  # sent as X-Spectrum-Webhook-Id
 KEPT_BODIES = 1000  # the latest bodies, kept for redelivery
-TIMEOUT = 10.0
 
 
 class Invalid(Exception):
     """A request the page should not have sent: 400."""
-
-
-class Unreachable(Exception):
-    """The app did not answer: 502."""
 
 
 def build(form: dict[str, Any]) -> dict[str, Any]:
@@ -115,21 +111,6 @@ def send(url: str, body: bytes, secret: str) -> dict[str, Any]:
         "request": {"url": url, "headers": headers, "body": body.decode("utf-8")},
         "response": {"status": status, "answer": answer},
     }
-
-
-def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
-    """POST as `flask spectrum send-test` does (not imported: cli.py imports this module)."""
-    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT) as response:
-            return response.status, response.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode("utf-8", "replace")
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise Unreachable(
-            f"cannot reach {url} ({reason}): start the app first (`make dev` or `make run`) or pass --url."
-        ) from None
 
 
 def describe(status: Status | None) -> dict[str, Any]:
