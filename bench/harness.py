@@ -300,6 +300,14 @@ class Served:
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
+    def wait_for_log(self, text: str, timeout: float = 10) -> str:
+        """The log once `text` is in it; fails (with the log's end) after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            assert time.monotonic() < deadline, f"{text!r} never logged:\n{self.log()[-4000:]}"
+            time.sleep(0.05)
+        return self.log()
+
     def request(
         self,
         method: str,

@@ -39,14 +39,6 @@ def version(name: str) -> str:
     return BOT.format(body=f'return "{name}: " + text.text')
 
 
-def wait_for_log(served: Served, text: str, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while text not in served.log():
-        assert time.monotonic() < deadline, f"{text!r} never logged:\n{served.log()[-4000:]}"
-        time.sleep(0.1)
-    return served.log()
-
-
 def post(served: Served, message_id: str, text: str) -> int:
     body = delivery(message_id, text)
     connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
@@ -91,10 +83,10 @@ def test_make_dev_handles_a_failed_message_after_the_fix(
     processes.append(served._spawn(*flask))
     wait_until_listening(served, processes[0])
     assert post(served, "m-dev-1", "hello") == 202
-    wait_for_log(served, 'retrying message_id="m-dev-1" attempt=1')
+    served.wait_for_log('retrying message_id="m-dev-1" attempt=1', timeout=30)
     use_bot(project, version("fixed"))
     # No request after the edit: the reloaded app picks the retry up by itself.
-    log = wait_for_log(served, 'text="fixed: hello"')
+    log = served.wait_for_log('text="fixed: hello"', timeout=30)
     assert "Restarting with" in log.split('retrying message_id="m-dev-1"')[1]
 
 
@@ -109,11 +101,11 @@ def test_make_worker_reloads_on_code_changes(bake, tmp_path: Path, processes: li
             served._spawn("flask", "--app", "my_spectrum_bot", "spectrum", "worker", "--reload")
         )
         assert post(served, "m-worker-1", "hi") == 202
-        wait_for_log(served, 'text="first: hi"', timeout=60)
+        served.wait_for_log('text="first: hi"', timeout=60)
         use_bot(project, version("second"))
-        wait_for_log(served, "change(s): restarting the worker")
+        served.wait_for_log("change(s): restarting the worker", timeout=30)
         assert post(served, "m-worker-2", "hi") == 202
-        log = wait_for_log(served, 'text="second: hi"', timeout=60)
+        log = served.wait_for_log('text="second: hi"', timeout=60)
         assert 'text="first: hi"' not in log.split("m-worker-2")[1]
     finally:
         served.close()

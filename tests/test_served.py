@@ -37,21 +37,13 @@ def served(cookies_session, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     server.close()
 
 
-def wait_for_log(server: Served, text: str, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while text not in server.log():
-        assert time.monotonic() < deadline, f"{text!r} never logged:\n{server.log()}"
-        time.sleep(0.05)
-    return server.log()
-
-
 def test_accepts_an_independently_signed_delivery_and_runs_the_bot(served: Served) -> None:
     body = delivery("m-served-1", "Grüße 👋")
     assert served.request("POST", body, signed(body)) == (
         202,
         {"status": "accepted", "message_id": "m-served-1"},
     )
-    wait_for_log(served, 'text="You said: Grüße 👋"')
+    served.wait_for_log('text="You said: Grüße 👋"')
 
 
 def test_chunked_delivery_within_the_limit_is_accepted(served: Served) -> None:
@@ -128,7 +120,7 @@ def test_concurrent_duplicates_across_workers_are_handled_once(served: Served) -
     for t in threads:
         t.join()
     assert sorted(statuses) == [200] * 19 + [202]
-    wait_for_log(served, 'text="You said: only once"')
+    served.wait_for_log('text="You said: only once"')
     time.sleep(1)  # room for a wrong second handling to show up
     assert served.log().count('text="You said: only once"') == 1
 
