@@ -41,7 +41,7 @@ def gone(pid: int, timeout: float) -> bool:
 
 
 @pytest.mark.skipif(NODE is None, reason="node is not on PATH: CI installs it")
-def test_replies_go_through_the_bridge_and_it_stops_with_its_worker(cookies, tmp_path) -> None:
+def test_each_worker_starts_its_bridge_at_boot_and_it_stops_with_the_worker(cookies, tmp_path) -> None:
     result = cookies.bake()
     assert result.exit_code == 0, result.exception
     install_bridge(result.project_path)
@@ -49,6 +49,11 @@ def test_replies_go_through_the_bridge_and_it_stops_with_its_worker(cookies, tmp
     sends = server.sends
     try:
         server.start()
+        # Each worker starts its bridge as it boots, before its first delivery.
+        deadline = time.monotonic() + 30
+        while len(nodes := node_children(server.process.pid)) < 2:
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.1)
         for n in range(10):
             body = delivery(f"m-bridge-{n}", f"message {n}")
             assert server.request("POST", body, signed(body))[0] == 202
@@ -56,8 +61,7 @@ def test_replies_go_through_the_bridge_and_it_stops_with_its_worker(cookies, tmp
         while not sends.exists() or len(sends.read_text().splitlines()) < 10:
             assert time.monotonic() < deadline, server.log()
             time.sleep(0.1)
-        nodes = node_children(server.process.pid)
-        assert 1 <= len(nodes) <= 2  # one bridge per worker that had replies to send
+        assert node_children(server.process.pid) == nodes  # the same two served them
 
         # A worker killed outright cannot stop its bridge: the bridge sees its stdin
         # close and exits by itself, so no Node process is left behind.
@@ -74,7 +78,8 @@ def test_replies_go_through_the_bridge_and_it_stops_with_its_worker(cookies, tmp
     texts = sorted(json.loads(line)["content"]["text"] for line in sends.read_text().splitlines())
     assert texts == sorted(f"You said: message {n}" for n in range(10))  # bot.py's echo
     assert 'replies="bridge" why="through the spectrum-ts bridge (imessage)"' in log
-    assert log.count("bridge stopped pid=") == len(nodes) - 1  # all but the killed one's
+    # The survivor's and the replacement's (started at its boot); not the killed one's.
+    assert log.count("bridge stopped pid=") == 2
     assert "Traceback" not in log
     for pid in nodes:  # the workers took their bridges down with them
         assert gone(pid, timeout=5), f"node pid {pid} outlived its worker"

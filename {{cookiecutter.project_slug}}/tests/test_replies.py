@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from {{ cookiecutter.package_name }}.handling import choose_sender
 from {{ cookiecutter.package_name }}.inbox.sqlite_runner import BotThreads
 from {{ cookiecutter.package_name }}.inbox.sqlite_store import SQLiteInbox
 from {{ cookiecutter.package_name }}.samples import encode, text_delivery
-from {{ cookiecutter.package_name }}.sending import DryRunSender
+from {{ cookiecutter.package_name }}.sending import DryRunSender, warm_up
 
 
 class FlakySender:
@@ -136,6 +138,39 @@ def test_dry_run_logs_each_reply(caplog: pytest.LogCaptureFixture) -> None:
         'reply dry-run space_id="any;-;+15550100" platform="iMessage" text="héllo"' in caplog.text
     )
     assert 'emoji="❤️" target="m"' in caplog.text
+
+
+class SlowToStart(DryRunSender):
+    def __init__(self, fails: bool = False) -> None:
+        self.fails, self.ready = fails, threading.Event()
+
+    def warm_up(self) -> None:
+        time.sleep(0.3)
+        if self.fails:
+            raise RuntimeError("node: not found")
+        self.ready.set()
+
+
+def test_warm_up_waits_for_the_sender_to_be_ready() -> None:
+    sender = SlowToStart()
+    warm_up(sender, wait=10)
+    assert sender.ready.is_set()
+
+
+def test_warm_up_waits_no_longer_than_told_and_the_sender_goes_on_starting() -> None:
+    sender = SlowToStart()
+    began = time.monotonic()
+    warm_up(sender, wait=0.01)
+    assert time.monotonic() - began < 0.25 and not sender.ready.is_set()
+    assert sender.ready.wait(10)  # ready in the background, for the first message
+
+
+def test_a_sender_that_cannot_start_is_a_warning_not_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    warm_up(SlowToStart(fails=True), wait=10)
+    [record] = [r for r in caplog.records if r.getMessage().startswith("replies not ready")]
+    assert record.levelno == logging.WARNING and record.error == "node: not found"
 
 
 def test_without_a_bridge_replies_are_logged_and_the_log_says_why() -> None:

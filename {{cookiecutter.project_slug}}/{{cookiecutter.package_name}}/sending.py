@@ -10,6 +10,7 @@ account. `handling.choose_sender` picks one.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, Protocol
 
 from .events import Space
@@ -32,6 +33,28 @@ class SendRefused(Exception):
 
     The message is parked at once, with the reason.
     """
+
+
+def warm_up(sender: Sender, wait: float | None = None) -> None:
+    """Get the sender ready before the first message needs it, waiting at most `wait` s.
+
+    Starting Node and the SDK takes about a second of CPU. Left to the first
+    message, it came while deliveries were arriving and held their answers up to
+    100 ms (bench/inbox_load.py). Past `wait` it goes on in the background, and a
+    failure is only logged: each message tries again.
+    """
+
+    def run() -> None:
+        try:
+            sender.warm_up()
+        except Exception as exc:  # whatever the sender raises, replies are "not yet"
+            log.warning(
+                "replies not ready yet, each message will try again", extra={"error": str(exc)}
+            )
+
+    thread = threading.Thread(target=run, name="spectrum-warm-up", daemon=True)
+    thread.start()
+    thread.join(wait)
 
 
 class Sender(Protocol):

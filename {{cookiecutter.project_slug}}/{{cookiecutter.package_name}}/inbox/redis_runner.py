@@ -24,7 +24,7 @@ from ..botkit import Bot
 from ..config import Settings
 from ..handling import StoredReplies, Tools, handle_message
 from ..metrics import HANDLED, HANDLING_SECONDS
-from ..sending import Sender
+from ..sending import Sender, warm_up
 from ..state import Changes, Entry
 from .contract import DependencyDown, Unsendable, describe
 from .redis_store import RedisInbox
@@ -156,11 +156,8 @@ def work(inbox: RedisInbox, tools: JobTools, *, maintenance_interval: int, burst
     """Run one RQ worker on the inbox's queue until stopped (or, in a burst, until empty)."""
     atexit.register(tools.sender.close)
     tools.tools.files.purge(older_than=time.time() - inbox.retention_seconds)
-    try:
-        # Before the first job, so starting Node and the SDK does not eat into its timeout.
-        tools.sender.warm_up()
-    except Exception as exc:
-        log.warning("replies not ready yet, each job will try again", extra={"error": str(exc)})
+    # Before the first job, so starting Node and the SDK does not eat into its timeout.
+    warm_up(tools.sender)
     worker = BotWorker(
         [inbox.queue],
         connection=inbox.connection,
