@@ -34,7 +34,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve
     work = tmp_path_factory.mktemp("slow-clients")
     project = bake(work)
     served = Served(project, work)
-    served.start()  # 2 workers x 4 threads
+    served.start()  # 2 workers x 8 threads (gunicorn.conf.py)
     try:
         nginx = Nginx(project, served.port)
     except BaseException:
