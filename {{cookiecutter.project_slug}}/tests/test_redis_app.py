@@ -125,3 +125,23 @@ def test_a_redis_password_is_never_shown() -> None:
     )
     assert shown_url("redis://bot:hunter2@10.0.0.5/1") == "redis://bot:***@10.0.0.5/1"
     assert shown_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_a_worker_killed_while_cleaning_holds_the_retries_up_for_seconds(
+    redis_server: str,
+) -> None:
+    """The lock of the worker that retries dead workers' jobs outlives its holder briefly.
+
+    RQ's own lasts 899 s: a worker killed while holding it stopped those retries
+    for 15 minutes.
+    """
+    inbox = RedisInbox(redis_server)
+    inbox.connection.flushdb()
+    queue, key = inbox.queue, inbox.queue.registry_cleaning_key
+    assert queue.acquire_maintenance_lock()  # and the worker that took it is killed
+    assert 0 < inbox.connection.ttl(key) <= 30
+    assert not queue.acquire_maintenance_lock()  # no other worker cleans meanwhile
+
+    inbox.connection.expire(key, 1)  # the 30 s, shortened for the test
+    time.sleep(1.2)
+    assert queue.acquire_maintenance_lock()  # another worker cleans again

@@ -51,6 +51,23 @@ STATES = {
 }
 
 
+class CleanedQueue(Queue):
+    """RQ's queue, whose cleaning lock a killed worker holds for seconds, not 15 minutes.
+
+    One RQ worker at a time cleans a queue's registries, which is what retries
+    the job of a worker that died. RQ 3.0 lets that lock expire after 899 s: a
+    worker SIGKILLed while cleaning (the crash test hit it now and then) left
+    every dead worker's message unhandled for 15 minutes. Cleaning takes
+    milliseconds, so 30 s is ample.
+    """
+
+    cleaning_lock_seconds = 30
+
+    def acquire_maintenance_lock(self) -> bool:
+        key = self.registry_cleaning_key
+        return bool(self.connection.set(key, 1, nx=True, ex=self.cleaning_lock_seconds))
+
+
 @contextlib.contextmanager
 def unavailable_on_error() -> Iterator[None]:
     """Redis down or unreachable: the caller's InboxUnavailable (503, one-line errors)."""
@@ -86,7 +103,7 @@ class RedisInbox:
     ) -> None:
         self.url = url
         self.connection = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
-        self.queue = Queue(QUEUE, connection=self.connection)
+        self.queue = CleanedQueue(QUEUE, connection=self.connection)
         self.max_attempts = max_attempts
         self.retention_seconds = retention_seconds
         self.job_timeout = job_timeout
