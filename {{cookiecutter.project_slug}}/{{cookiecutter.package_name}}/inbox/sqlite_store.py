@@ -47,7 +47,6 @@ CREATE TABLE IF NOT EXISTS inbox (
     conversation TEXT   -- messages of one conversation are handled in rowid order
 );
 CREATE INDEX IF NOT EXISTS inbox_ready ON inbox (state, available_at);
-CREATE INDEX IF NOT EXISTS inbox_pending ON inbox (state) WHERE state = 'pending';  -- rowid order
 CREATE TABLE IF NOT EXISTS state (
     scope      TEXT NOT NULL,
     name       TEXT NOT NULL,
@@ -65,19 +64,16 @@ CONVERSATION_INDEX = (
     " WHERE state IN ('pending', 'working')"
 )
 
-# The next message to handle, oldest first: one whose thread's lease ran out (few:
-# their process died), else a pending one whose time has come. With `ordered`,
-# only the oldest unfinished message of its conversation.
+# The next message to handle: one whose thread's lease ran out (few: their process
+# died), else the pending one that has been ready longest. With `ordered`, only
+# the oldest unfinished message of its conversation.
 #
-# Pending messages are walked in arrival order on their own index, and stop at
-# the first: left to choose, SQLite took inbox_ready and sorted every ready row,
-# 4 ms a claim with 10,000 waiting, so a backlog took time growing with its square
-# to drain (INDEXED BY: an error, never a slow plan, if the index were missing).
+# Both walk inbox_ready in its own order and stop at the first claimable row, so
+# neither a backlog nor messages scheduled for later make a claim slower. (Ordered
+# by rowid, SQLite sorted every ready message at each claim: 4 ms with 10,000
+# waiting, and a backlog took time growing with its square to drain.)
 _LEASE_RAN_OUT = "SELECT m.rowid FROM inbox m WHERE m.state = 'working' AND m.available_at <= :now"
-_PENDING = (
-    "SELECT m.rowid FROM inbox m INDEXED BY inbox_pending"
-    " WHERE m.state = 'pending' AND m.available_at <= :now"
-)
+_PENDING = "SELECT m.rowid FROM inbox m WHERE m.state = 'pending' AND m.available_at <= :now"
 _HEAD_OF_CONVERSATION = (
     " AND NOT EXISTS (SELECT 1 FROM inbox e WHERE e.conversation = m.conversation"
     " AND e.state IN ('pending', 'working') AND e.rowid < m.rowid)"
@@ -87,7 +83,7 @@ _HEAD_OF_CONVERSATION = (
 def _next_message(ordered: bool) -> str:
     """SQL for the rowid of the next message to claim (NULL if none is ready)."""
     head = _HEAD_OF_CONVERSATION if ordered else ""
-    first = f"{head} ORDER BY m.rowid LIMIT 1"
+    first = f"{head} ORDER BY m.available_at, m.rowid LIMIT 1"
     return f"SELECT coalesce(({_LEASE_RAN_OUT}{first}), ({_PENDING}{first}))"
 
 
