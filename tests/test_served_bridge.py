@@ -40,8 +40,17 @@ def gone(pid: int, timeout: float) -> bool:
     return not os.path.exists(f"/proc/{pid}")
 
 
+def two_bridges(server: Served) -> dict[int, int]:
+    """Each of the two workers starts its bridge as it boots, before its first delivery."""
+    deadline = time.monotonic() + 30
+    while len(nodes := node_children(server.process.pid)) < 2:
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.1)
+    return nodes
+
+
 @pytest.mark.skipif(NODE is None, reason="node is not on PATH: CI installs it")
-def test_each_worker_starts_its_bridge_at_boot_and_it_stops_with_the_worker(cookies, tmp_path) -> None:
+def test_each_worker_starts_its_bridge_at_boot_and_it_stops_with_it(cookies, tmp_path) -> None:
     result = cookies.bake()
     assert result.exit_code == 0, result.exception
     install_bridge(result.project_path)
@@ -49,11 +58,7 @@ def test_each_worker_starts_its_bridge_at_boot_and_it_stops_with_the_worker(cook
     sends = server.sends
     try:
         server.start()
-        # Each worker starts its bridge as it boots, before its first delivery.
-        deadline = time.monotonic() + 30
-        while len(nodes := node_children(server.process.pid)) < 2:
-            assert time.monotonic() < deadline, server.log()
-            time.sleep(0.1)
+        nodes = two_bridges(server)  # before any delivery
         for n in range(10):
             body = delivery(f"m-bridge-{n}", f"message {n}")
             assert server.request("POST", body, signed(body))[0] == 202
@@ -68,6 +73,7 @@ def test_each_worker_starts_its_bridge_at_boot_and_it_stops_with_the_worker(cook
         orphan, worker = next(iter(nodes.items()))
         os.kill(worker, signal.SIGKILL)
         assert gone(orphan, timeout=15), "the bridge outlived its SIGKILLed worker"
+        assert orphan not in two_bridges(server)  # the replacement worker's is up
 
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=40) == 0

@@ -78,11 +78,14 @@ def post_worker_init(worker):
 
     bot_threads = runtime(worker.wsgi).bot_threads
     if bot_threads is not None:
-        warm_up(bot_threads.tools.sender, wait=timeout / 2)  # gunicorn kills a worker at `timeout`
-        bot_threads.start()
+        # At most half the timeout (worker.timeout): this worker takes no delivery meanwhile.
+        warm_up(bot_threads.tools.sender, wait=worker.timeout)
     # What the boot made lives as long as the worker: out of the garbage collector's
     # sight, a full collection no longer pauses every thread for 30 ms.
+    gc.collect()
     gc.freeze()
+    if bot_threads is not None:
+        bot_threads.start()
 
 
 def worker_exit(server, worker):
