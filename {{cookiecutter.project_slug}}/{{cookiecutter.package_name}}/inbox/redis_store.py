@@ -58,7 +58,9 @@ class CleanedQueue(Queue):
     the job of a worker that died. RQ 3.0 lets that lock expire after 899 s: a
     worker SIGKILLed while cleaning (the crash test hit it now and then) left
     every dead worker's message unhandled for 15 minutes. Cleaning takes
-    milliseconds, so 30 s is ample.
+    milliseconds, so 30 s is ample. (A cleaning still running at 30 s, Redis
+    stalled, would let a second worker clean at the same time: RQ's release does
+    not check who holds the lock.)
     """
 
     cleaning_lock_seconds = 30
