@@ -14,7 +14,7 @@ from conftest import BlockingBot, wait_until
 from {{ cookiecutter.package_name }}.botkit import Bot, Context
 from {{ cookiecutter.package_name }}.events import Text
 from {{ cookiecutter.package_name }}.inbox.contract import InboxUnavailable
-from {{ cookiecutter.package_name }}.inbox.sqlite_runner import BotThreads
+from {{ cookiecutter.package_name }}.inbox.sqlite_runner import START_INTERVAL, BotThreads
 from {{ cookiecutter.package_name }}.inbox.sqlite_store import SQLiteInbox
 from {{ cookiecutter.package_name }}.samples import encode, text_delivery
 from {{ cookiecutter.package_name }}.sending import DryRunSender
@@ -354,6 +354,43 @@ def test_stop_gives_back_what_it_could_not_finish(inbox: SQLiteInbox) -> None:
     release.set()
     time.sleep(0.2)  # the stuck thread finishes, but its claim is gone: nothing marked done
     assert inbox.status("m-1").state == "pending"
+
+
+def test_bot_threads_start_one_after_another_not_all_at_once(inbox: SQLiteInbox) -> None:
+    """A worker replacing a killed one finds a backlog: its threads must not all claim at once."""
+    count = 10
+    handling: list[float] = []
+    release = threading.Event()
+    bot = Bot()
+
+    @bot.on(Text)
+    def hold(ctx: Context, content: Text) -> str:
+        handling.append(time.monotonic())
+        release.wait(10)  # each thread keeps its first message: one claim per thread
+        return "done"
+
+    for n in range(count):
+        inbox.accept(f"m-{n}", payload(message_id=f"m-{n}"))
+    worker = BotThreads(inbox, bot, DryRunSender(), threads=count, poll_seconds=0.01)
+    worker.start()
+    try:
+        wait_until(lambda: len(handling) == count, timeout=10, poll=0.01)
+        assert worker.health()["threads"] == f"{count}/{count}"
+    finally:
+        release.set()
+        worker.stop(timeout=5)
+    spread = max(handling) - min(handling)
+    assert START_INTERVAL >= 0.005
+    assert spread >= (count - 1) * START_INTERVAL * 0.9, f"all claimed within {spread:.3f} s"
+
+
+def test_stop_does_not_wait_for_threads_yet_to_start(inbox: SQLiteInbox) -> None:
+    worker = BotThreads(inbox, Bot(), DryRunSender(), threads=500)  # the last starts after 5 s
+    worker.start()
+    began = time.monotonic()
+    worker.stop(timeout=10)
+    assert time.monotonic() - began < 2
+    assert worker._threads == []  # each ended, none left sleeping
 
 
 def test_storage_errors_never_end_a_bot_thread(inbox: SQLiteInbox, monkeypatch) -> None:
