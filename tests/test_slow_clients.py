@@ -9,6 +9,7 @@ holds them itself. bench/slow_clients.py measures the same at more sizes.
 from __future__ import annotations
 
 import http.client
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from harness import (
     SlowClients,
     bake,
     delivery,
+    free_port,
     percentile,
     signed,
     timed_deliveries,
@@ -77,12 +79,21 @@ def test_bare_gunicorn_is_held_by_slow_clients(deployment: tuple[Served, Nginx])
     assert len(stuck) > len(results) // 2, results
 
 
-def post(port: int, body: bytes, headers: dict[str, str], path: str) -> int:
+def send(port: int, body: bytes, headers: dict[str, str], path: str) -> tuple[int, str, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("POST", path, body=body, headers=headers)
     response = conn.getresponse()
-    response.read()
-    return response.status
+    return response.status, response.getheader("Content-Type", ""), response.read()
+
+
+def post(port: int, body: bytes, headers: dict[str, str], path: str) -> int:
+    return send(port, body, headers, path)[0]
+
+
+def answer(port: int, body: bytes, headers: dict[str, str], path: str) -> tuple[int, str, dict]:
+    """Status, Content-Type and JSON body of a POST."""
+    status, kind, raw = send(port, body, headers, path)
+    return status, kind, json.loads(raw)
 
 
 def test_nginx_passes_deliveries_through_untouched(deployment: tuple[Served, Nginx]) -> None:
@@ -108,13 +119,29 @@ def test_nginx_passes_deliveries_through_untouched(deployment: tuple[Served, Ngi
 
 
 def test_nginx_body_limit_is_the_apps(deployment: tuple[Served, Nginx]) -> None:
-    _, nginx = deployment
+    served, nginx = deployment
     limit = 1048576  # the default max_body_bytes answer, as in deploy/nginx.conf
     at_limit = b"x" * limit
     # At the limit nginx passes it on (the app refuses it as not JSON); one byte over, 413.
     assert post(nginx.port, at_limit, signed(at_limit), "/spectrum-webhook") == 400
     over = at_limit + b"x"
-    assert post(nginx.port, over, signed(over), "/spectrum-webhook") == 413
+    # nginx refuses it as the app would, in the same words.
+    refused = (413, "application/json", {"error": "body larger than 1048576 bytes"})
+    assert answer(nginx.port, over, signed(over), "/spectrum-webhook") == refused
+    assert answer(served.port, over, signed(over), "/spectrum-webhook") == refused
+
+
+def test_nginx_says_503_in_json_while_the_app_is_down(tmp_path: Path) -> None:
+    """Spectrum retries a 5xx; the reason is one line, not nginx's HTML page."""
+    project = bake(tmp_path)
+    nginx = Nginx(project, free_port())  # nothing listens there: gunicorn down
+    try:
+        body = delivery("m-down-1", "anyone there?")
+        status, kind, said = answer(nginx.port, body, signed(body), "/spectrum-webhook")
+    finally:
+        nginx.close()
+    assert (status, kind) == (503, "application/json")
+    assert said == {"error": "the app is not answering, retry later"}
 
 
 def test_nginx_conf_takes_the_answers(tmp_path: Path) -> None:
@@ -122,3 +149,4 @@ def test_nginx_conf_takes_the_answers(tmp_path: Path) -> None:
     conf = (project / "deploy" / "nginx.conf").read_text()
     assert "location = /hooks/spectrum/v2 {" in conf
     assert "client_max_body_size 4096;" in conf
+    assert '{"error":"body larger than 4096 bytes"}' in conf  # nginx's 413, in the app's words
