@@ -145,3 +145,20 @@ def test_a_worker_killed_while_cleaning_holds_the_retries_up_for_seconds(
     inbox.connection.expire(key, 1)  # the 30 s, shortened for the test
     time.sleep(1.2)
     assert queue.acquire_maintenance_lock()  # another worker cleans again
+
+
+def test_a_worker_slower_than_its_cleaning_lock_leaves_the_next_holders_lock_alone(
+    redis_server: str,
+) -> None:
+    inbox = RedisInbox(redis_server)
+    inbox.connection.flushdb()
+    slow, other = inbox.queue, RedisInbox(redis_server).queue  # two workers' queues
+    key = slow.registry_cleaning_key
+    assert slow.acquire_maintenance_lock()
+    inbox.connection.delete(key)  # its 30 s ran out while it was still cleaning
+    assert other.acquire_maintenance_lock()
+    slow.release_maintenance_lock()  # done at last: the lock is no longer its own
+    assert inbox.connection.exists(key)
+    assert not slow.acquire_maintenance_lock()
+    other.release_maintenance_lock()
+    assert not inbox.connection.exists(key)

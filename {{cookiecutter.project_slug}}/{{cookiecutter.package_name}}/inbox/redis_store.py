@@ -26,6 +26,7 @@ import hashlib
 import json
 import time
 import urllib.parse
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -58,16 +59,29 @@ class CleanedQueue(Queue):
     the job of a worker that died. RQ 3.0 lets that lock expire after 899 s: a
     worker SIGKILLed while cleaning (the crash test hit it now and then) left
     every dead worker's message unhandled for 15 minutes. Cleaning takes
-    milliseconds, so 30 s is ample. (A cleaning still running at 30 s, Redis
-    stalled, would let a second worker clean at the same time: RQ's release does
-    not check who holds the lock.)
+    milliseconds, so 30 s is ample. A cleaning still running at 30 s (Redis
+    stalled) lets a second worker take the lock; the first then releases only a
+    lock of its own, where RQ's release deleted whoever's it found.
     """
 
     cleaning_lock_seconds = 30
+    _cleaning_token = ""
 
     def acquire_maintenance_lock(self) -> bool:
-        key = self.registry_cleaning_key
-        return bool(self.connection.set(key, 1, nx=True, ex=self.cleaning_lock_seconds))
+        self._cleaning_token = uuid.uuid4().hex
+        key, seconds = self.registry_cleaning_key, self.cleaning_lock_seconds
+        return bool(self.connection.set(key, self._cleaning_token, nx=True, ex=seconds))
+
+    def release_maintenance_lock(self) -> None:
+        self.connection.eval(_DELETE_IF_HELD, 1, self.registry_cleaning_key, self._cleaning_token)
+
+
+_DELETE_IF_HELD = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
 
 
 @contextlib.contextmanager
