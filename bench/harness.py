@@ -537,7 +537,8 @@ class Nginx:
         server = server.replace("${APP_UPSTREAM}", f"127.0.0.1:{upstream_port}")
         server = server.replace("listen 80;", f"listen 127.0.0.1:{self.port};")
         (self.prefix / "server.conf").write_text(server)
-        # What the nginx image's own nginx.conf sets around conf.d/ (workers, connections).
+        # What the nginx image's own nginx.conf sets around conf.d/ (workers, connections,
+        # mime.types: which decides an answer's Content-Type by the path's extension).
         (self.prefix / "nginx.conf").write_text(
             "daemon off;\n"
             "worker_processes auto;\n"
@@ -545,6 +546,7 @@ class Nginx:
             f"error_log {self.prefix}/error.log warn;\n"
             "events { worker_connections 1024; }\n"
             "http {\n"
+            "    include /etc/nginx/mime.types;\n"
             "    access_log off;\n"
             + "".join(
                 f"    {kind}_temp_path {self.prefix}/{kind}_temp;\n"

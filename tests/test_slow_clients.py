@@ -104,7 +104,11 @@ def test_nginx_passes_deliveries_through_untouched(deployment: tuple[Served, Ngi
     assert post(nginx.port, body, signed(body), "/spectrum-webhook") == 200  # the repeat
     other = delivery("m-nginx-2", "rotated webhook")
     assert post(nginx.port, other, signed(other), "/spectrum-webhook?v=2") == 202
-    assert post(nginx.port, other, signed(other), "/spectrum-webhook/") == 404  # no redirect
+    # No redirect, and the same 404 as the app's.
+    assert answer(nginx.port, other, signed(other), "/spectrum-webhook/") == (
+        answer(served.port, other, signed(other), "/spectrum-webhook/")
+    )
+    assert post(nginx.port, other, signed(other), "/spectrum-webhook/") == 404
     conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=10)
     conn.request("GET", "/healthz")
     assert conn.getresponse().status == 200
@@ -132,12 +136,15 @@ def test_nginx_body_limit_is_the_apps(deployment: tuple[Served, Nginx]) -> None:
 
 
 def test_nginx_says_503_in_json_while_the_app_is_down(tmp_path: Path) -> None:
-    """Spectrum retries a 5xx; the reason is one line, not nginx's HTML page."""
-    project = bake(tmp_path)
+    """Spectrum retries a 5xx; the reason is one line, not nginx's HTML page.
+
+    The path ends in an extension mime.types knows: the answer is JSON all the same.
+    """
+    project = bake(tmp_path, webhook_path="/hooks/spectrum.html")
     nginx = Nginx(project, free_port())  # nothing listens there: gunicorn down
     try:
         body = delivery("m-down-1", "anyone there?")
-        status, kind, said = answer(nginx.port, body, signed(body), "/spectrum-webhook")
+        status, kind, said = answer(nginx.port, body, signed(body), "/hooks/spectrum.html")
     finally:
         nginx.close()
     assert (status, kind) == (503, "application/json")

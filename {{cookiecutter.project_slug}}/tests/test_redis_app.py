@@ -162,3 +162,4 @@ def test_a_worker_slower_than_its_cleaning_lock_leaves_the_next_holders_lock_alo
     assert not slow.acquire_maintenance_lock()
     other.release_maintenance_lock()
     assert not inbox.connection.exists(key)
+    other.connection.close()

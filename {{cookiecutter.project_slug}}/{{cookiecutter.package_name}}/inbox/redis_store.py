@@ -68,9 +68,11 @@ class CleanedQueue(Queue):
     _cleaning_token = ""
 
     def acquire_maintenance_lock(self) -> bool:
-        self._cleaning_token = uuid.uuid4().hex
-        key, seconds = self.registry_cleaning_key, self.cleaning_lock_seconds
-        return bool(self.connection.set(key, self._cleaning_token, nx=True, ex=seconds))
+        token, key = uuid.uuid4().hex, self.registry_cleaning_key
+        if not self.connection.set(key, token, nx=True, ex=self.cleaning_lock_seconds):
+            return False
+        self._cleaning_token = token
+        return True
 
     def release_maintenance_lock(self) -> None:
         self.connection.eval(_DELETE_IF_HELD, 1, self.registry_cleaning_key, self._cleaning_token)
