@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import WEBHOOK_PATH, echo_bot, served, unused_port
+from conftest import WEBHOOK_PATH, echo_bot, served, unused_port, wait_until
 from flask import Flask
 
 from {{ cookiecutter.package_name }} import create_app
@@ -337,6 +336,9 @@ def test_progress_of_a_message() -> None:
         1,
     )
     assert progress(retrying, "bot", {}, failures=1) == ([], False, 1)  # shown once
+    # Taken up again: attempt 2 is under way, not failed (the error is attempt 1's).
+    again = status("working", 2, {"error": "RuntimeError: boom"})
+    assert progress(again, "bot", {}, failures=1) == ([], False, 1)
     parked = status("failed", 5, {"error": "RuntimeError: boom"})
     assert progress(parked, "bot", {}, failures=4) == (
         ["bot failed, parked after 5 attempts: RuntimeError: boom"],
@@ -621,8 +623,9 @@ def test_a_message_nobody_handles_says_so_and_is_shown_when_it_is(settings: Sett
         def read(prompt: str) -> str | None:
             line = next(lines)
             if line == "" and current.bot_threads is not None:
-                current.bot_threads.start()  # the worker comes up
-                time.sleep(0.5)
+                current.bot_threads.start()  # the worker comes up, and handles it
+                wait_until(lambda: current.inbox.counts()["pending"] == 0, timeout=10)
+                wait_until(lambda: current.inbox.counts()["working"] == 0, timeout=10)
             shown.append(f"{prompt}{line}")
             return line
 

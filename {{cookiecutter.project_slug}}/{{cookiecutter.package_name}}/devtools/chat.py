@@ -353,7 +353,10 @@ def progress(
         replies = [r for r in outcome.get("replies", []) if isinstance(r, dict)]
         lines = [reply_line(r.get("content") or {}, labels, who) for r in replies]
         return lines or [f"({who} sent no reply)"], True, failures
-    if error and status.attempts > failures:
+    # A message in hand again ("working") still carries the last attempt's error,
+    # and its count already includes the attempt under way: only a retry that
+    # waits ("pending") is a failure to show.
+    if error and status.state == "pending" and status.attempts > failures:
         line = _clean(f"{who} failed (attempt {status.attempts}): {error}; trying again")
         return [line], False, status.attempts
     return [], False, failures
