@@ -100,9 +100,10 @@ def test_json_logs_metrics_and_readiness_under_gunicorn(cookies, tmp_path: Path)
         assert found[("spectrum_ack_seconds_count", ())] == 58
         assert found[("spectrum_messages_handled_total", (("outcome", "done"),))] == 40
         assert found[("spectrum_inbox_messages", (("state", "pending"),))] == 0
-        # Each worker wrote its own share, and the scrape added them up.
-        for pid in served.workers():
-            assert list(metrics_dir.glob(f"counter_{pid}.db")), f"worker {pid} wrote nothing"
+        # The workers wrote their counts to their own files, which the scrape added up
+        # (whether both took deliveries is gunicorn's choice, so it is not required).
+        writers = {int(path.stem.split("_")[1]) for path in metrics_dir.glob("counter_*.db")}
+        assert writers & set(served.workers()), (writers, served.workers())
         status, ready = served.request("GET", path="/readyz")
         checks = ready["checks"]
         assert status == 200, checks
