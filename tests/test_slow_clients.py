@@ -105,10 +105,9 @@ def test_nginx_passes_deliveries_through_untouched(deployment: tuple[Served, Ngi
     other = delivery("m-nginx-2", "rotated webhook")
     assert post(nginx.port, other, signed(other), "/spectrum-webhook?v=2") == 202
     # No redirect, and the same 404 as the app's.
-    assert answer(nginx.port, other, signed(other), "/spectrum-webhook/") == (
-        answer(served.port, other, signed(other), "/spectrum-webhook/")
-    )
-    assert post(nginx.port, other, signed(other), "/spectrum-webhook/") == 404
+    not_found = answer(nginx.port, other, signed(other), "/spectrum-webhook/")
+    assert not_found == answer(served.port, other, signed(other), "/spectrum-webhook/")
+    assert not_found[0] == 404
     conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=10)
     conn.request("GET", "/healthz")
     assert conn.getresponse().status == 200
